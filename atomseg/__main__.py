@@ -1,0 +1,5 @@
+import sys
+
+from atomseg.cli import main
+
+sys.exit(main())

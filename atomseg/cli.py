@@ -1,0 +1,150 @@
+"""Command line interface: ``atomseg <command> ...`` (also ``python -m atomseg``).
+
+Each command is a thin wrapper around one public function; heavy imports happen inside the
+command so that ``atomseg --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from atomseg import __version__
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from atomseg.sim import load_config, save_sample_grid, write_library
+
+    config = load_config(args.config) if args.config else None
+    write_library(
+        args.output,
+        n=args.n,
+        seed=args.seed,
+        shape=(args.size, args.size),
+        config=config,
+        workers=args.workers,
+        progress=True,
+    )
+    if args.figure:
+        save_sample_grid(args.output, args.figure)
+        print(f"sample grid saved to {args.figure}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from atomseg.train import train
+
+    train(
+        args.library,
+        args.output,
+        n_steps=args.steps,
+        batch_size=args.batch_size,
+        width=args.width,
+        seed=args.seed,
+        resume=not args.no_resume,
+        device=args.device,
+    )
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from atomseg.infer import detect_files
+
+    detect_files(
+        args.inputs,
+        output=args.output,
+        pixel_size_angstrom=args.pixel_size,
+        model=args.model,
+        overlay=args.overlay,
+        axis=args.axis,
+    )
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from atomseg.models import list_models
+
+    for name, info in list_models().items():
+        print(f"{name}\t{info}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``atomseg`` argument parser.
+
+    Examples
+    --------
+    >>> from atomseg.cli import build_parser
+    >>> build_parser().parse_args(["models"]).command
+    'models'
+    """
+    parser = argparse.ArgumentParser(
+        prog="atomseg", description="Find atomic columns in ADF/HAADF-STEM images."
+    )
+    parser.add_argument("--version", action="version", version=f"atomseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("simulate", help="write a synthetic image library with ground truth (HDF5)")
+    p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("-o", "--output", required=True, help="output HDF5 file; resumed if it exists")
+    p.add_argument("--seed", type=int, default=0, help="library seed (default 0)")
+    p.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
+    p.add_argument("--config", help="JSON file overriding the generator's parameter ranges")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    p.add_argument("--figure", help="also save a PNG grid of samples with ground truth overlaid")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("train", help="train the U-net on a simulated library (resumable)")
+    p.add_argument("library", help="HDF5 library written by 'atomseg simulate'")
+    p.add_argument("-o", "--output", required=True, help="model folder (model.json + weights.pt)")
+    p.add_argument("--steps", type=int, default=20000, help="optimiser steps (default 20000)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--width", type=int, default=16, help="channels of the first U-net level")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    p.add_argument("--no-resume", action="store_true", help="start afresh, ignore checkpoints")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("detect", help="find atomic columns in images (CSV + optional overlay PNG)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".npy, .tif/.tiff, .png, file.h5:/dataset, .dm3/.dm4/.emd/.ser",
+    )
+    p.add_argument("--pixel-size", type=float, help="pixel size in Å (overrides the file's)")
+    p.add_argument("-o", "--output", help="CSV file, or a folder for one CSV per input")
+    p.add_argument("--overlay", help="PNG file (or folder) with detections drawn on the image")
+    p.add_argument("--model", default="default", help="model name or folder (default: default)")
+    p.add_argument("--axis", type=int, default=0, help="frame axis of a stack (default 0)")
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("models", help="list the shipped models")
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``atomseg`` command line; return the exit status.
+
+    Examples
+    --------
+    >>> from atomseg.cli import main
+    >>> main(["models"]) == 0  # doctest: +SKIP
+    True
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, OSError, TypeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"atomseg {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"atomseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Circular Hough detection, sub-pixel refinement and matching."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Reading STEM images with their calibration."""
+
+__all__: list[str] = []

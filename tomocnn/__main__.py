@@ -1,0 +1,5 @@
+import sys
+
+from tomocnn.cli import main
+
+sys.exit(main())

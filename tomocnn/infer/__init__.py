@@ -1,0 +1,3 @@
+"""Tiled, streamed and Dask inference."""
+
+__all__: list[str] = []

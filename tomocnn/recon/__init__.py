@@ -1,0 +1,3 @@
+"""Tomographic reconstruction backends."""
+
+__all__: list[str] = []

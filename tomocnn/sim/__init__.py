@@ -1,0 +1,3 @@
+"""3D phantoms and simulated tilt series."""
+
+__all__: list[str] = []

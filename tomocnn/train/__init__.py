@@ -1,0 +1,3 @@
+"""Training the wedge-removal CNN."""
+
+__all__: list[str] = []
