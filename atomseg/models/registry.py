@@ -1,0 +1,207 @@
+"""Model folders, the registry of shipped models, and loading.
+
+A model is a folder holding ``model.json`` (architecture arguments, training configuration,
+input normalisation, the pixel size it expects, tuned detection thresholds, package and format
+versions, sha256 of the weights) and ``weights.pt`` (a ``state_dict`` loaded with
+``torch.load(..., weights_only=True)``). Shipped models live in
+``atomseg/models/weights/<name>/``, carry a version in their name (a published name is never
+overwritten) and are listed in ``_SHIPPED`` with their sha256, checked on every load.
+``"default"`` is an alias of the recommended shipped model. User-trained models load from their
+folder path the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FORMAT_VERSION", "ColumnModel", "list_models", "load_model", "save_model"]
+
+FORMAT_VERSION = 1
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "columns-v1"
+
+# name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
+_SHIPPED: dict[str, str] = {}
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_models() -> dict[str, str]:
+    """Return the shipped models: name -> one-line description.
+
+    Examples
+    --------
+    >>> isinstance(list_models(), dict)
+    True
+    """
+    out = {}
+    for name in sorted(_SHIPPED):
+        cfg = json.loads((WEIGHTS_DIR / name / "model.json").read_text())
+        alias = " (default)" if name == DEFAULT_MODEL else ""
+        out[name] = cfg.get("description", "") + alias
+    return out
+
+
+def normalise_image(image: np.ndarray, *, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Scale an image so its ``low`` and ``high`` percentiles map to 0 and 1.
+
+    This is the input normalisation of every atomseg model (stored in ``model.json``).
+
+    Examples
+    --------
+    >>> normalise_image(np.arange(101.0), low=0, high=100)[[0, 50, 100]]
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    image = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(image, [low, high])
+    if not hi > lo:
+        lo, hi = float(image.min()), float(image.max())
+    if not hi > lo:
+        raise ValueError("the image is constant: there is nothing to segment")
+    return ((image - lo) / (hi - lo)).astype(np.float32)
+
+
+class ColumnModel:
+    """A loaded column-segmentation model: network, configuration and device.
+
+    Use :func:`load_model` to make one. ``predict`` maps normalised images (B, H, W), sizes
+    multiples of ``multiple``, to probabilities.
+
+    Examples
+    --------
+    >>> from atomseg.models.unet import UNet
+    >>> m = ColumnModel(UNet(width=4, levels=3), {"name": "tiny"})
+    >>> m.predict(np.zeros((2, 32, 32), np.float32)).shape
+    (2, 32, 32)
+    """
+
+    def __init__(self, network, config: dict[str, Any], *, device: str = "cpu"):
+        self.network = network.eval().to(device)
+        self.config = config
+        self.device = device
+        self.name = config.get("name", "unnamed")
+
+    @property
+    def multiple(self) -> int:
+        return self.network.multiple
+
+    @property
+    def pixel_size_angstrom(self) -> float | None:
+        """Pixel size the model expects, Å (images of known calibration are resampled to it)."""
+        return self.config.get("pixel_size_angstrom")
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Return column probabilities for normalised images of shape (B, H, W)."""
+        import torch
+
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 3:
+            raise ValueError(f"images must have shape (B, H, W), got {images.shape}")
+        with torch.inference_mode():
+            x = torch.from_numpy(images).unsqueeze(1).to(self.device)
+            y = torch.sigmoid(self.network(x))
+        return y[:, 0].float().cpu().numpy()
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str | os.PathLike = "default", *, device: str = "auto") -> ColumnModel:
+    """Load a shipped model by name, or a user-trained model from its folder.
+
+    Parameters
+    ----------
+    name : str or path
+        ``"default"``, a name from :func:`list_models`, or a folder holding ``model.json`` and
+        ``weights.pt``.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+
+    Raises
+    ------
+    KeyError
+        Unknown name; the message lists the available models.
+    ValueError
+        A shipped model whose weights fail their sha256 check.
+
+    Examples
+    --------
+    >>> load_model("no-such-model")
+    Traceback (most recent call last):
+    ...
+    KeyError: "unknown atomseg model 'no-such-model'; available: ..."
+    """
+    import torch
+
+    from atomseg.models.unet import UNet
+
+    key = DEFAULT_MODEL if str(name) == "default" else str(name)
+    if key in _SHIPPED:
+        folder = WEIGHTS_DIR / key
+        if _sha256(folder / "weights.pt") != _SHIPPED[key]:
+            raise ValueError(f"shipped model {key!r} failed its sha256 check (file corrupted?)")
+    elif Path(key).is_dir() and (Path(key) / "model.json").is_file():
+        folder = Path(key)
+    else:
+        avail = ", ".join(sorted(_SHIPPED)) or "none shipped"
+        raise KeyError(
+            f"unknown atomseg model {str(name)!r}; available: {avail} "
+            "(or pass a folder holding model.json and weights.pt)"
+        )
+    config = json.loads((folder / "model.json").read_text())
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"model {key!r} needs a newer atomseg (format {config['format_version']})")
+    net = UNet(**config["architecture"])
+    net.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
+    return ColumnModel(net, config, device=_resolve_device(device))
+
+
+def save_model(folder: str | os.PathLike, network, config: dict[str, Any]) -> Path:
+    """Save a network and its configuration as a model folder (atomically).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from atomseg.models.unet import UNet
+    >>> folder = save_model(tempfile.mkdtemp() + "/m", UNet(4, 3), {"name": "m"})
+    >>> load_model(folder).network.width
+    4
+    """
+    import torch
+
+    from atomseg import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = dict(config)
+    cfg["architecture"] = {"width": network.width, "levels": network.levels}
+    cfg["format_version"] = FORMAT_VERSION
+    cfg["package_version"] = __version__
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".pt.tmp")
+    os.close(fd)
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, tmp)
+    cfg["sha256"] = _sha256(tmp)
+    os.replace(tmp, folder / "weights.pt")
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(cfg, f, indent=2)
+    os.replace(tmp, folder / "model.json")
+    return folder

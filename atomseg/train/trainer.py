@@ -1,0 +1,266 @@
+"""Training the column-segmentation U-net on a simulated library (resumable).
+
+The library is an HDF5 file written by :func:`atomseg.sim.write_library`. Images are
+normalised exactly as at inference (:func:`atomseg.models.normalise_image`), random patches
+are cut, flipped and rotated, and the U-net learns the disc masks with binary cross-entropy
+plus soft Dice. A checkpoint (network, optimiser, schedule, step, random state) is written
+every ``checkpoint_every`` steps, so an interrupted run resumes where it stopped. At the end
+the detection thresholds are tuned on held-out library images and the model folder
+(``model.json`` + ``weights.pt``) is written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+__all__ = ["train", "load_training_set"]
+
+#: the pixel size shipped models expect, Å/px; calibrated images are resampled to it.
+NOMINAL_PIXEL_SIZE_ANGSTROM = 0.15
+
+
+def load_training_set(
+    library: str | os.PathLike, *, max_images: int | None = None
+) -> dict[str, np.ndarray]:
+    """Read a library into memory: normalised images, disc masks and pixel sizes.
+
+    Parameters
+    ----------
+    library : path
+        HDF5 library written by ``atomseg simulate``.
+    max_images : int, optional
+        Read only the first images.
+
+    Returns
+    -------
+    dict
+        ``images`` (n, H, W) float32 normalised, ``masks`` (n, H, W) uint8,
+        ``pixel_size_angstrom`` (n,), ``attrs`` (library attributes).
+
+    Examples
+    --------
+    >>> load_training_set("missing.h5")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: library not found: missing.h5
+    """
+    from atomseg.models import normalise_image
+
+    if not Path(library).is_file():
+        raise FileNotFoundError(f"library not found: {library}")
+    with h5py.File(library, "r") as f:
+        for key in ("images", "masks", "pixel_size_angstrom"):
+            if key not in f:
+                raise KeyError(f"{library} is not an atomseg library: no /{key} dataset")
+        n = int(f.attrs.get("n_done", f["images"].shape[0]))
+        if max_images is not None:
+            n = min(n, int(max_images))
+        if n < 2:
+            raise ValueError(f"{library} holds {n} finished images; need at least 2")
+        images = np.empty((n, *f["images"].shape[1:]), np.float32)
+        for i in range(n):
+            images[i] = normalise_image(f["images"][i])
+        masks = f["masks"][:n].astype(np.uint8)
+        pixel = f["pixel_size_angstrom"][:n].astype(np.float32)
+        attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
+    return {
+        "images": images,
+        "masks": masks,
+        "pixel_size_angstrom": pixel,
+        "attrs": attrs,
+        "path": str(library),
+    }
+
+
+def _batch(data, idx, patch, rng):
+    images, masks = data["images"], data["masks"]
+    _, h, w = images.shape
+    x = np.empty((len(idx), 1, patch, patch), np.float32)
+    y = np.empty((len(idx), 1, patch, patch), np.float32)
+    for k, i in enumerate(idx):
+        r = rng.integers(0, h - patch + 1)
+        c = rng.integers(0, w - patch + 1)
+        xi = images[i, r : r + patch, c : c + patch]
+        yi = masks[i, r : r + patch, c : c + patch]
+        t = rng.integers(8)
+        if t & 1:
+            xi, yi = xi[::-1], yi[::-1]
+        if t & 2:
+            xi, yi = xi[:, ::-1], yi[:, ::-1]
+        if t & 4:
+            xi, yi = xi.T, yi.T
+        x[k, 0], y[k, 0] = xi, yi
+    return x, y
+
+
+def _loss(logits, target):
+    import torch
+    import torch.nn.functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(dim=(1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1)
+    return bce + dice.mean()
+
+
+def train(
+    library: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    n_steps: int = 20000,
+    batch_size: int = 16,
+    width: int = 16,
+    levels: int = 4,
+    patch: int = 128,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    resume: bool = True,
+    device: str = "auto",
+    checkpoint_every: int = 200,
+    val_fraction: float = 0.05,
+    max_images: int | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train the U-net on a library and write the model folder.
+
+    Parameters
+    ----------
+    library : path
+        HDF5 library from ``atomseg simulate``.
+    output : path
+        Model folder; ``checkpoint.pt`` there is resumed from unless ``resume=False``.
+    n_steps, batch_size, width, levels, patch, learning_rate, seed
+        Training set-up (AdamW, one-cycle schedule, ``patch``² crops).
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    val_fraction : float
+        Fraction of the library held out to tune the detection thresholds.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder, loadable with :func:`atomseg.models.load_model`.
+
+    Examples
+    --------
+    >>> train("missing.h5", "model-dir")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: library not found: missing.h5
+    """
+    import torch
+
+    from atomseg.models.registry import _resolve_device, save_model
+    from atomseg.models.unet import UNet
+
+    data = load_training_set(library, max_images=max_images)
+    n = len(data["images"])
+    if data["images"].shape[1] < patch or data["images"].shape[2] < patch:
+        raise ValueError(f"patch {patch} is larger than the library images")
+    n_val = max(1, int(round(val_fraction * n)))
+    train_idx = np.arange(n - n_val)
+    val_idx = np.arange(n - n_val, n)
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    ckpt_path = output / "checkpoint.pt"
+    dev = _resolve_device(device)
+    torch.manual_seed(seed)
+    net = UNet(width=width, levels=levels).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=learning_rate, total_steps=n_steps, pct_start=0.05
+    )
+    rng = np.random.default_rng(seed)
+    step, history = 0, []
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ck["n_steps"] != n_steps or ck["architecture"] != [width, levels]:
+            raise ValueError(
+                f"{ckpt_path} was made with other settings ({ck['n_steps']} steps, "
+                f"width/levels {ck['architecture']}); pass resume=False (--no-resume) to restart"
+            )
+        net.load_state_dict(ck["net"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = ck["rng"]
+        step, history = ck["step"], ck["history"]
+
+    def save_checkpoint():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state,
+                "step": step,
+                "history": history,
+                "n_steps": n_steps,
+                "architecture": [width, levels],
+            },
+            tmp,
+        )
+        os.replace(tmp, ckpt_path)
+
+    net.train()
+    t0 = time.perf_counter()
+    bar = tqdm(total=n_steps, initial=step, desc="atomseg train", disable=not progress)
+    running = None
+    try:
+        while step < n_steps:
+            x, y = _batch(data, rng.choice(train_idx, batch_size), patch, rng)
+            logits = net(torch.from_numpy(x).to(dev))
+            loss = _loss(logits, torch.from_numpy(y).to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}")
+            if step % checkpoint_every == 0 or step == n_steps:
+                history.append([step, running])
+                save_checkpoint()
+    finally:
+        bar.close()
+
+    net.eval()
+    config: dict[str, Any] = {
+        "name": name or output.name,
+        "description": f"U-net (width {width}, {levels} levels) trained on a simulated library",
+        "pixel_size_angstrom": NOMINAL_PIXEL_SIZE_ANGSTROM,
+        "label_radius_angstrom": float(data["attrs"].get("label_radius_angstrom", 0.4)),
+        "normalisation": {"method": "percentile", "low": 1.0, "high": 99.0},
+        "training": {
+            "library": str(library),
+            "library_attrs": {k: v for k, v in data["attrs"].items() if k != "n_done"},
+            "n_images": int(n),
+            "n_steps": n_steps,
+            "batch_size": batch_size,
+            "patch": patch,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "device": dev,
+            "seconds_this_run": round(time.perf_counter() - t0, 1),
+            "loss_history": history,
+            "command": f"atomseg train {library} -o {output} --steps {n_steps} "
+            f"--batch-size {batch_size} --width {width} --seed {seed}",
+        },
+    }
+    from atomseg.train.tune import tune_detection
+
+    with h5py.File(library, "r") as f:  # tuning runs the full pipeline on the raw images
+        data["raw_images"] = {int(i): f["images"][int(i)] for i in val_idx}
+    config["detection"] = tune_detection(net.cpu(), data, val_idx, config)
+    return save_model(output, net, config)

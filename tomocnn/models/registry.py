@@ -1,0 +1,218 @@
+"""Model folders, the registry of shipped models, and loading.
+
+A model is a folder holding ``model.json`` (architecture arguments, training configuration,
+normalisation, supported tilt ranges, package and format versions) and ``weights.pt`` (a
+``state_dict`` loaded with ``torch.load(..., weights_only=True)``). Shipped models live in
+``tomocnn/models/weights/<name>/``, carry a version in their name (a published name is never
+overwritten) and are listed in ``_SHIPPED`` with the sha256 of their weights, which is checked on
+every load. ``"default"`` is an alias of the recommended shipped model. User-trained models are
+loaded from their folder path the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "WedgeModel",
+    "list_models",
+    "load_model",
+    "save_model",
+    "sha256_of",
+]
+
+FORMAT_VERSION = 1
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "wedge-v1"
+
+# name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
+_SHIPPED: dict[str, str] = {}
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Return the hex sha256 of a file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+    >>> _ = p.write_bytes(b"abc")
+    >>> sha256_of(p)[:12]
+    'ba7816bf8f01'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_models() -> dict[str, str]:
+    """Return the shipped models: name -> one-line description.
+
+    Examples
+    --------
+    >>> isinstance(list_models(), dict)
+    True
+    """
+    out = {}
+    for name in sorted(_SHIPPED):
+        cfg = json.loads((WEIGHTS_DIR / name / "model.json").read_text())
+        alias = " (default)" if name == DEFAULT_MODEL else ""
+        out[name] = cfg.get("description", "") + alias
+    return out
+
+
+class WedgeModel:
+    """A loaded wedge-removal model: network, configuration and device.
+
+    Use :func:`load_model` to make one. ``predict`` runs the network on normalised blocks whose
+    sizes are multiples of ``multiple``; ``halo`` is the context each block needs on every side
+    for tiled inference to equal whole-volume inference.
+
+    Examples
+    --------
+    >>> from tomocnn.models.network import WedgeNet3D
+    >>> m = WedgeModel(WedgeNet3D(width=4, levels=2), {"name": "tiny"})
+    >>> m.predict(np.zeros((1, 8, 8, 8), np.float32), tilt_range_deg=(-60, 60)).shape
+    (1, 8, 8, 8)
+    """
+
+    def __init__(self, network, config: dict[str, Any], *, device: str = "cpu"):
+        self.network = network.eval().to(device)
+        self.config = config
+        self.device = device
+        self.name = config.get("name", "unnamed")
+
+    @property
+    def halo(self) -> int:
+        return self.network.halo
+
+    @property
+    def multiple(self) -> int:
+        return self.network.multiple
+
+    def normalisation_scale(self, sample: np.ndarray) -> float:
+        """Intensity scale of a volume, from a sample of its values (see ``model.json``)."""
+        pct = float(self.config.get("normalisation", {}).get("percentile", 99.9))
+        finite = np.abs(np.asarray(sample, dtype=np.float64).ravel())
+        s = float(np.percentile(finite, pct)) if finite.size else 0.0
+        return s if s > 0 else 1.0
+
+    def predict(self, blocks: np.ndarray, *, tilt_range_deg: tuple[float, float]) -> np.ndarray:
+        """Run the network on normalised blocks of shape (B, D, H, W); returns the same shape."""
+        import torch
+
+        from tomocnn.models.network import tilt_condition
+
+        blocks = np.asarray(blocks, dtype=np.float32)
+        if blocks.ndim != 4:
+            raise ValueError(f"blocks must have shape (B, D, H, W), got {blocks.shape}")
+        if any(s % self.multiple for s in blocks.shape[1:]):
+            raise ValueError(f"block sizes {blocks.shape[1:]} must be multiples of {self.multiple}")
+        cond = torch.tensor([tilt_condition(tilt_range_deg)] * blocks.shape[0])
+        with torch.inference_mode():
+            x = torch.from_numpy(blocks).unsqueeze(1).to(self.device)
+            y = self.network(x, cond.to(self.device))
+        return y[:, 0].float().cpu().numpy()
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str | os.PathLike = "default", *, device: str = "auto") -> WedgeModel:
+    """Load a shipped model by name, or a user-trained model from its folder.
+
+    Parameters
+    ----------
+    name : str or path
+        ``"default"``, a shipped name from :func:`list_models`, or a folder holding
+        ``model.json`` and ``weights.pt``.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+
+    Raises
+    ------
+    KeyError
+        Unknown name; the message lists the available models.
+    ValueError
+        A shipped model whose weights fail their sha256 check.
+
+    Examples
+    --------
+    >>> load_model("no-such-model")
+    Traceback (most recent call last):
+    ...
+    KeyError: "unknown tomocnn model 'no-such-model'; available: ..."
+    """
+    import torch
+
+    from tomocnn.models.network import WedgeNet3D
+
+    key = DEFAULT_MODEL if str(name) == "default" else str(name)
+    if key in _SHIPPED:
+        folder = WEIGHTS_DIR / key
+        digest = sha256_of(folder / "weights.pt")
+        if digest != _SHIPPED[key]:
+            raise ValueError(f"shipped model {key!r} failed its sha256 check (file corrupted?)")
+    elif Path(key).is_dir() and (Path(key) / "model.json").is_file():
+        folder = Path(key)
+    else:
+        avail = ", ".join(sorted(_SHIPPED)) or "none shipped"
+        raise KeyError(
+            f"unknown tomocnn model {str(name)!r}; available: {avail} "
+            "(or pass a folder holding model.json and weights.pt)"
+        )
+    config = json.loads((folder / "model.json").read_text())
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"model {key!r} needs a newer tomocnn (format {config['format_version']})")
+    net = WedgeNet3D(**config["architecture"])
+    state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return WedgeModel(net, config, device=_resolve_device(device))
+
+
+def save_model(folder: str | os.PathLike, network, config: dict[str, Any]) -> Path:
+    """Save a network and its configuration as a model folder (atomically).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from tomocnn.models.network import WedgeNet3D
+    >>> folder = save_model(tempfile.mkdtemp() + "/m", WedgeNet3D(4, 2), {"name": "m"})
+    >>> load_model(folder).network.width
+    4
+    """
+    import torch
+
+    from tomocnn import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = dict(config)
+    cfg["architecture"] = {"width": network.width, "levels": network.levels}
+    cfg["format_version"] = FORMAT_VERSION
+    cfg["package_version"] = __version__
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".pt.tmp")
+    os.close(fd)
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, tmp)
+    cfg["sha256"] = sha256_of(tmp)
+    os.replace(tmp, folder / "weights.pt")
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(cfg, f, indent=2)
+    os.replace(tmp, folder / "model.json")
+    return folder
