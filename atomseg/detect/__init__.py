@@ -1,3 +1,29 @@
-"""Circular Hough detection, sub-pixel refinement and matching."""
+"""Circular Hough detection, sub-pixel refinement and matching against a ground truth.
 
-__all__: list[str] = []
+Column finding on a segmentation (probability) map, after the U-net:
+
+hough_circle               circular Hough transform by FFT; equals scikit-image's on binary edges
+detect_columns             probability map -> table of columns: row, col, score, radius, intensity
+refine_positions           sub-pixel refinement on an image: iterated centroid or Gaussian fit
+match_positions            one-to-one matching of predicted and true columns (precision, recall,
+                           F1, RMSE)
+nearest_neighbour_distance median nearest-neighbour distance of a set of columns
+classical_baseline         smoothing + local maxima + centroid, the non-learnt reference
+
+Conventions: positions are ``(row, col)`` in pixels of the input image, as sub-pixel floats
+(pixel ``(i, j)`` has its centre at ``(i, j)``); distances and radii are in pixels (``_px``).
+"""
+
+from .baseline import classical_baseline
+from .hough import detect_columns, hough_circle
+from .metrics import match_positions, nearest_neighbour_distance
+from .refine import refine_positions
+
+__all__ = [
+    "hough_circle",
+    "detect_columns",
+    "refine_positions",
+    "match_positions",
+    "nearest_neighbour_distance",
+    "classical_baseline",
+]

@@ -1,3 +1,9 @@
-"""Segmentation and column finding on images, stacks and volume slices."""
+"""Segmentation and column finding on images, stacks and volume slices.
 
-__all__: list[str] = []
+``segment`` returns the U-net probability map; ``locate`` returns one table row per column;
+``locate_stack`` does every frame of a tilt series or every slice of a volume along any axis.
+"""
+
+from atomseg.infer.columns import detect_files, locate, locate_stack, save_overlay, segment
+
+__all__ = ["segment", "locate", "locate_stack", "save_overlay", "detect_files"]

@@ -1,0 +1,120 @@
+"""segment / locate / locate_stack: shapes, coordinate mapping, stacks and bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atomseg.infer import locate, locate_stack, segment
+from atomseg.models import ColumnModel
+from atomseg.models.unet import UNet
+
+PX_MODEL = 0.15
+
+
+class OracleModel(ColumnModel):
+    """A 'network' that segments bright blobs perfectly: isolates the pipeline around it."""
+
+    def predict(self, images):
+        return np.clip((np.asarray(images) - 0.25) / 0.5, 0, 1).astype(np.float32)
+
+
+def _oracle():
+    return OracleModel(
+        UNet(4, 3),
+        {"pixel_size_angstrom": PX_MODEL, "label_radius_angstrom": 0.4, "detection": {}},
+    )
+
+
+def _lattice_image(shape=(96, 96), spacing=12.0, sigma=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    r0, c0 = rng.uniform(0, spacing, 2)
+    rows = np.arange(r0 + spacing / 2, shape[0] - 4, spacing)
+    cols = np.arange(c0 + spacing / 2, shape[1] - 4, spacing)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    pos = np.stack([rr.ravel(), cc.ravel()], 1) + rng.uniform(-1, 1, (rr.size, 2))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = np.zeros(shape)
+    for r, c in pos:
+        img += np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * sigma**2))
+    return img.astype(np.float32), pos
+
+
+def _match(table, pos):
+    found = table[["row", "col"]].to_numpy()
+    d = np.linalg.norm(found[:, None] - pos[None], axis=2)
+    return d.min(axis=0), d.min(axis=1)
+
+
+@pytest.mark.parametrize("pixel_size", [None, 0.15, 0.1, 0.25])
+def test_locate_maps_positions_back_to_input_pixels(pixel_size):
+    img, pos = _lattice_image()
+    table = locate(img, pixel_size_angstrom=pixel_size, model=_oracle())
+    to_truth, to_found = _match(table, pos)
+    inner = (pos > 6).all(1) & (pos < 90).all(1)
+    assert np.sqrt(np.mean(to_truth[inner] ** 2)) < 0.15
+    assert (to_found < 2).all()  # nothing found between columns
+    if pixel_size:
+        np.testing.assert_allclose(table["row_angstrom"], table["row"] * pixel_size)
+
+
+def test_table_columns():
+    img, _ = _lattice_image()
+    table = locate(img, model=_oracle())
+    assert list(table.columns) == ["row", "col", "score", "radius", "intensity"]
+    assert (table["score"].between(0, 1)).all()
+    assert (table["radius"] > 0).all()
+
+
+@pytest.mark.parametrize("pixel_size", [None, 0.3])
+def test_segment_keeps_the_shape(pixel_size):
+    img, _ = _lattice_image(shape=(80, 72))
+    prob = segment(img, pixel_size_angstrom=pixel_size, model=_oracle())
+    assert prob.shape == img.shape
+    assert prob.dtype == np.float32
+    assert 0 <= prob.min() and prob.max() <= 1
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_locate_stack_any_axis_equals_frame_by_frame(axis):
+    frames = [_lattice_image(shape=(64, 64), seed=s)[0] for s in range(3)]
+    stack = np.moveaxis(np.stack(frames), 0, axis)
+    table = locate_stack(stack, axis=axis, model=_oracle(), batch_size=2)
+    assert set(table["frame"]) == {0, 1, 2}
+    for i, img in enumerate(frames):
+        ref = locate(img, model=_oracle())
+        got = table[table["frame"] == i].drop(columns="frame").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, ref)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.full((64, 64), np.nan), "NaN"),
+        (np.zeros((64, 64)), "constant"),
+        (np.zeros((8, 8)) + np.eye(8), "too small"),
+        (np.zeros((4, 64, 64)), "2-D"),
+        (np.array([["a"] * 32] * 32), "real numbers"),
+    ],
+)
+def test_bad_images_are_named(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        locate(bad, model=_oracle())
+
+
+def test_stack_reports_the_bad_frame():
+    frames = np.stack([_lattice_image(shape=(64, 64), seed=s)[0] for s in range(3)])
+    frames[2, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="frame 2"):
+        locate_stack(frames, model=_oracle())
+
+
+def test_bad_pixel_size():
+    img, _ = _lattice_image()
+    with pytest.raises(ValueError, match="pixel_size_angstrom"):
+        locate(img, pixel_size_angstrom=-1, model=_oracle())
+
+
+def test_unknown_model_lists_available():
+    img, _ = _lattice_image()
+    with pytest.raises(KeyError, match="available"):
+        locate(img, model="no-such-model")
