@@ -396,6 +396,9 @@ def detect_files(
 
     from atomseg.io import read_image, write_table_csv
 
+    for spec in inputs:  # fail on a mistyped name before loading anything
+        if not Path(str(spec).split(":/")[0]).exists():
+            raise FileNotFoundError(f"input not found: {spec}")
     model = _get_model(model)
     many = len(inputs) > 1
     out_dir = Path(output) if output and (many or Path(output).is_dir()) else None
