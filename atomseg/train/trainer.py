@@ -11,6 +11,7 @@ the detection thresholds are tuned on held-out library images and the model fold
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -236,11 +237,13 @@ def train(
         bar.close()
 
     net.eval()
+    lib_cfg = json.loads(data["attrs"].get("config", "{}"))
     config: dict[str, Any] = {
         "name": name or output.name,
         "description": f"U-net (width {width}, {levels} levels) trained on a simulated library",
         "pixel_size_angstrom": NOMINAL_PIXEL_SIZE_ANGSTROM,
-        "label_radius_angstrom": float(data["attrs"].get("label_radius_angstrom", 0.4)),
+        "label_radius_angstrom": float(lib_cfg.get("label_disc_radius_angstrom", 0.4)),
+        "label_min_z": int(lib_cfg.get("label_min_z", 1)),
         "normalisation": {"method": "percentile", "low": 1.0, "high": 99.0},
         "training": {
             "library": str(library),

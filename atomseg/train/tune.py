@@ -11,7 +11,10 @@ __all__ = ["tune_detection", "library_columns"]
 
 
 def library_columns(library, index: int) -> np.ndarray:
-    """Return the true (row, col) of the columns of one library image that hold atoms.
+    """Return the true (row, col) of the labelled columns of one library image.
+
+    Labelled columns hold at least one atom of atomic number ``label_min_z`` or more (the
+    library's configuration; light columns such as O are invisible in HAADF and unlabelled).
 
     Examples
     --------
@@ -24,10 +27,13 @@ def library_columns(library, index: int) -> np.ndarray:
 
     if not os.path.isfile(library):
         raise FileNotFoundError(f"library not found: {library}")
+    import json
+
     with h5py.File(library, "r") as f:
         a, b = f["column_offsets"][index : index + 2]
         cols = f["columns"][a:b]
-    cols = cols[cols["n_atoms"] >= 1]
+        min_z = json.loads(f.attrs.get("config", "{}")).get("label_min_z", 1)
+    cols = cols[(cols["n_atoms"] >= 1) & (cols["z"] >= min_z)]
     return np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
 
 

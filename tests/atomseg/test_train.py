@@ -1,0 +1,72 @@
+"""Training the U-net: runs end to end on a tiny library, resumes exactly, tunes thresholds."""
+
+import numpy as np
+import pytest
+import torch
+
+import atomseg.train.trainer as trainer
+from atomseg.infer import locate
+from atomseg.models import list_models, load_model
+from atomseg.models.registry import _SHIPPED, WEIGHTS_DIR, _sha256
+from atomseg.sim import write_library
+from atomseg.train import train
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lib") / "lib.h5"
+    write_library(path, n=6, seed=3, shape=(64, 64), workers=1, config={"label_min_z": 11})
+    return path
+
+
+KW = dict(batch_size=2, width=4, levels=3, patch=32, checkpoint_every=1, progress=False)
+
+
+def test_train_writes_a_loadable_model(library, tmp_path):
+    folder = train(library, tmp_path / "m", n_steps=2, **KW)
+    model = load_model(folder, device="cpu")
+    cfg = model.config
+    assert cfg["pixel_size_angstrom"] > 0
+    assert cfg["label_min_z"] == 11
+    assert 0 < cfg["detection"]["threshold"] < 1
+    assert cfg["training"]["command"].startswith("atomseg train")
+    image = np.random.default_rng(0).random((48, 48))
+    assert list(locate(image, model=model).columns)[:2] == ["row", "col"]
+
+
+def test_interrupted_training_resumes_to_the_same_weights(library, tmp_path):
+    ref = train(library, tmp_path / "ref", n_steps=3, **KW)
+    calls = {"n": 0}
+    original = trainer._batch
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    trainer._batch = flaky
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(library, tmp_path / "cut", n_steps=3, **KW)
+    finally:
+        trainer._batch = original
+    out = train(library, tmp_path / "cut", n_steps=3, **KW)
+    a = load_model(ref, device="cpu").network.state_dict()
+    b = load_model(out, device="cpu").network.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_missing_library_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        train(tmp_path / "nope.h5", tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", sorted(_SHIPPED))
+def test_every_shipped_model_passes_sha256_and_runs(name):
+    assert _sha256(WEIGHTS_DIR / name / "weights.pt") == _SHIPPED[name]
+    model = load_model(name, device="cpu")
+    prob = model.predict(np.zeros((1, 32, 32), np.float32))
+    assert prob.shape == (1, 32, 32)
+    assert name in list_models()
