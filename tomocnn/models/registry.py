@@ -107,6 +107,15 @@ class WedgeModel:
         s = float(np.percentile(finite, pct)) if finite.size else 0.0
         return s if s > 0 else 1.0
 
+    def _clamp(self, tilt_range_deg: tuple[float, float]) -> tuple[float, float]:
+        """Clamp the end angles to those seen in training (no extrapolation of the condition)."""
+        trained = (self.config.get("supported") or {}).get("trained_max_tilt_deg")
+        lo, hi = (float(v) for v in tilt_range_deg)
+        if not trained:
+            return lo, hi
+        a, b = (float(v) for v in trained)
+        return -min(max(-lo, a), b), min(max(hi, a), b)
+
     def predict(self, blocks: np.ndarray, *, tilt_range_deg: tuple[float, float]) -> np.ndarray:
         """Run the network on normalised blocks of shape (B, D, H, W); returns the same shape."""
         import torch
@@ -118,7 +127,7 @@ class WedgeModel:
             raise ValueError(f"blocks must have shape (B, D, H, W), got {blocks.shape}")
         if any(s % self.multiple for s in blocks.shape[1:]):
             raise ValueError(f"block sizes {blocks.shape[1:]} must be multiples of {self.multiple}")
-        cond = torch.tensor([tilt_condition(tilt_range_deg)] * blocks.shape[0])
+        cond = torch.tensor([tilt_condition(self._clamp(tilt_range_deg))] * blocks.shape[0])
         with torch.inference_mode():
             x = torch.from_numpy(blocks).unsqueeze(1).to(self.device)
             y = self.network(x, cond.to(self.device))

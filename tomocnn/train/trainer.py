@@ -213,7 +213,13 @@ def train(
         ),
         "normalisation": {"method": "abs_percentile", "percentile": NORMALISATION_PERCENTILE},
         "supported": {
-            "max_tilt_deg": [45.0, 75.0],
+            # any end angle from 40° to 90° is accepted; the conditioning is clamped to the
+            # end angles seen in training (see WedgeModel.predict)
+            "max_tilt_deg": [40.0, 90.0],
+            "trained_max_tilt_deg": [
+                round(float(np.abs(data["tilt"]).min()), 2),
+                round(float(np.abs(data["tilt"]).max()), 2),
+            ],
             "algorithms": sorted(set(data["algorithm"])),
             "conditioning": "sines of the minimum and maximum tilt angle",
         },
