@@ -54,7 +54,7 @@ def _atomap(image, spacing_px):
     sub.find_nearest_neighbors()
     sub.refine_atom_positions_using_center_of_mass(show_progressbar=False)
     sub.refine_atom_positions_using_2d_gaussian(show_progressbar=False)
-    xy = np.asarray(sub.atom_positions, dtype=float).T  # atomap returns (x, y)
+    xy = np.asarray(sub.atom_positions, dtype=float).reshape(-1, 2)  # atomap gives (x, y)
     return xy[:, ::-1]
 
 

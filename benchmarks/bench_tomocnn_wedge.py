@@ -49,7 +49,9 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--model", default="default")
     ap.add_argument("--seed", type=int, default=12345)
+    ap.add_argument("--dose", type=float, default=1e3, help="e/Å² per projection")
     args = ap.parse_args(argv)
+    dose_e_per_A2 = args.dose
 
     methods = ["SIRT", "FBP", "SIRT+TV (best)", "MLEM", "CNN(SIRT)", "CNN(FBP)"]
     print(
@@ -65,7 +67,7 @@ def main(argv=None):
             kind = HELD_OUT_KINDS[k % len(HELD_OUT_KINDS)]
             truth = random_phantom(args.size, kind=kind, rng=rng)
             theta = tilt_angles(max_tilt, n=61)
-            proj = tilt_series(truth, theta, rng=rng)
+            proj = tilt_series(truth, theta, dose_e_per_A2=dose_e_per_A2, rng=rng)
             sirt = reconstruct(proj, theta, algorithm="sirt")
             fbp = reconstruct(proj, theta, algorithm="fbp")
             vols = {

@@ -34,7 +34,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "wedge-v1"
 
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
-_SHIPPED: dict[str, str] = {}
+_SHIPPED: dict[str, str] = {
+    "wedge-v1": "76e92dc55b8aa92ffeb59e10cd4f5ae07f6a31a194f4fca349093735c09aea8c",
+}
 
 
 def sha256_of(path: str | os.PathLike) -> str:

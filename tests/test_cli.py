@@ -1,0 +1,59 @@
+"""The command lines end to end, in process: outputs, listings and clean error exits."""
+
+import numpy as np
+import pandas as pd
+
+from atomseg.cli import main as atomseg_main
+from tomocnn.cli import main as tomocnn_main
+
+
+def _columns_image(shape=(96, 96), spacing=12.0, sigma=2.5):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = np.zeros(shape)
+    for r in np.arange(6, shape[0], spacing):
+        for c in np.arange(6, shape[1], spacing):
+            img += np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * sigma**2))
+    return img.astype(np.float32)
+
+
+def test_atomseg_detect_writes_csv_and_overlay(tmp_path):
+    np.save(tmp_path / "img.npy", _columns_image())
+    out, overlay = tmp_path / "cols.csv", tmp_path / "cols.png"
+    argv = ["detect", str(tmp_path / "img.npy"), "-o", str(out), "--overlay", str(overlay)]
+    assert atomseg_main(argv) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns)[:5] == ["row", "col", "score", "radius", "intensity"]
+    assert len(table) > 0
+    assert overlay.stat().st_size > 0
+
+
+def test_atomseg_detect_stack_to_folder(tmp_path):
+    np.save(tmp_path / "stack.npy", np.stack([_columns_image()] * 2))
+    assert atomseg_main(["detect", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "stack.csv")
+    assert set(table["frame"]) == {0, 1}
+
+
+def test_atomseg_errors_are_clean(tmp_path, capsys):
+    assert atomseg_main(["detect", str(tmp_path / "missing.npy")]) == 2
+    assert "missing.npy" in capsys.readouterr().err
+    np.save(tmp_path / "nan.npy", np.full((64, 64), np.nan))
+    assert atomseg_main(["detect", str(tmp_path / "nan.npy")]) == 2
+    assert "NaN" in capsys.readouterr().err
+    np.save(tmp_path / "ok.npy", _columns_image())
+    assert atomseg_main(["detect", str(tmp_path / "ok.npy"), "--model", "nope"]) == 2
+    assert "available" in capsys.readouterr().err
+
+
+def test_models_are_listed(capsys):
+    assert atomseg_main(["models"]) == 0
+    assert "columns-v1" in capsys.readouterr().out
+    assert tomocnn_main(["models"]) == 0
+    assert "wedge-v1" in capsys.readouterr().out
+
+
+def test_tomocnn_denoise_errors_are_clean(tmp_path, capsys):
+    argv = ["denoise", str(tmp_path / "missing.h5"), "--tilt-range", "-60", "60"]
+    assert tomocnn_main([*argv, "-o", str(tmp_path / "o.h5")]) == 2
+    assert "missing.h5" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5").exists()
