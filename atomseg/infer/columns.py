@@ -380,8 +380,9 @@ def detect_files(
 ) -> list[pd.DataFrame]:
     """Run :func:`locate` / :func:`locate_stack` on files and write CSV tables (``atomseg detect``).
 
-    With one input, ``output`` is a CSV path (or a folder); with several it must be a folder,
-    which gets ``<input stem>.csv`` each. Without ``output`` the table is printed as CSV.
+    With one input, ``output`` is a ``.csv`` path or a folder (any other name is made a folder);
+    with several it is a folder, which gets ``<input stem>.csv`` each. Without ``output`` the
+    table is printed as CSV.
     ``overlay`` is a PNG path for one single image, otherwise a folder.
 
     Examples
@@ -401,7 +402,8 @@ def detect_files(
             raise FileNotFoundError(f"input not found: {spec}")
     model = _get_model(model)
     many = len(inputs) > 1
-    out_dir = Path(output) if output and (many or Path(output).is_dir()) else None
+    as_dir = output and (many or Path(output).is_dir() or Path(output).suffix.lower() != ".csv")
+    out_dir = Path(output) if as_dir else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     results = []
