@@ -154,15 +154,22 @@ def segment(
     return ndimage.map_coordinates(prob, grid, order=1, mode="nearest").astype(np.float32)
 
 
-def _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold):
+def _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, min_score=None):
     from atomseg.detect import detect_columns
 
     det = model.config.get("detection", {})
     thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
+    if min_score is None:
+        min_score = float(det.get("min_score", 0.3))
     radius = None
     if pixel_size_angstrom is not None and model.pixel_size_angstrom is not None:
         radius = float(model.config.get("label_radius_angstrom", 0.4)) / model.pixel_size_angstrom
-    table = detect_columns(prob, radius_px=radius, threshold=thr, image=resampled)
+    # candidates down to the detector's own floor; the model's min_score is applied to the final
+    # scores, exactly as it was tuned (atomseg.train.tune)
+    table = detect_columns(
+        prob, radius_px=radius, threshold=thr, image=resampled, min_score=min(0.3, min_score)
+    )
+    table = table[table["score"] >= min_score].reset_index(drop=True)
     rc = _to_input_frame(table[["row", "col"]].to_numpy(float), f)
     table = table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
     keep = (

@@ -43,9 +43,12 @@ def tune_detection(
     indices: np.ndarray,
     config: dict[str, Any],
     *,
-    thresholds=(0.3, 0.4, 0.5, 0.6, 0.7),
+    thresholds=(0.5, 0.6, 0.7, 0.8, 0.9),
+    min_scores=(0.3, 0.6, 0.75, 0.85, 0.9),
 ) -> dict[str, Any]:
-    """Pick the probability threshold with the best mean F1 on held-out library images.
+    """Pick the probability threshold and minimum score with the best F1 on held-out images.
+
+    F1 is pooled over all images (total true/false positives and misses).
 
     ``data`` is :func:`atomseg.train.load_training_set`'s dictionary (its ``attrs`` must name
     the library file under ``path``); matching is one-to-one within 0.3 × the median
@@ -54,22 +57,22 @@ def tune_detection(
     Returns
     -------
     dict
-        ``threshold``, ``val_f1`` (mean F1 at that threshold) and ``val_images``.
+        ``threshold``, ``min_score``, ``val_f1`` (pooled F1 at those values) and ``val_images``.
 
     Examples
     --------
     >>> tune_detection(None, {"images": []}, np.array([], int), {})
-    {'threshold': 0.5, 'val_f1': None, 'val_images': 0}
+    {'threshold': 0.5, 'min_score': 0.3, 'val_f1': None, 'val_images': 0}
     """
     if len(indices) == 0:
-        return {"threshold": 0.5, "val_f1": None, "val_images": 0}
+        return {"threshold": 0.5, "min_score": 0.3, "val_f1": None, "val_images": 0}
     from atomseg.detect import match_positions, nearest_neighbour_distance
     from atomseg.infer.columns import _detect, _prepare, _probabilities
     from atomseg.models import ColumnModel
 
     model = ColumnModel(network, config)
     library = data["path"]
-    scores = {t: [] for t in thresholds}
+    counts = {(t, m): [0, 0, 0] for t in thresholds for m in min_scores}
     for i in indices:
         image = data["raw_images"][i] if "raw_images" in data else data["images"][i]
         px = float(data["pixel_size_angstrom"][i])
@@ -80,9 +83,17 @@ def tune_detection(
         prob = _probabilities(model, x[None])[0]
         tol = 0.3 * nearest_neighbour_distance(true)
         for t in thresholds:
-            table = _detect(prob, resampled, image, f, model, px, t)
-            pred = table[["row", "col"]].to_numpy(float)
-            scores[t].append(match_positions(pred, true, max_distance_px=tol)["f1"])
-    mean = {t: float(np.mean(v)) if v else 0.0 for t, v in scores.items()}
-    best = max(mean, key=mean.get)
-    return {"threshold": float(best), "val_f1": round(mean[best], 4), "val_images": len(indices)}
+            table = _detect(prob, resampled, image, f, model, px, t, min_score=min(min_scores))
+            for m in min_scores:
+                pred = table.loc[table["score"] >= m, ["row", "col"]].to_numpy(float)
+                r = match_positions(pred, true, max_distance_px=tol)
+                c = counts[(t, m)]
+                c[0], c[1], c[2] = c[0] + r["tp"], c[1] + r["fp"], c[2] + r["fn"]
+    f1 = {k: 2 * tp / max(2 * tp + fp + fn, 1) for k, (tp, fp, fn) in counts.items()}
+    best = max(f1, key=f1.get)
+    return {
+        "threshold": float(best[0]),
+        "min_score": float(best[1]),
+        "val_f1": round(f1[best], 4),
+        "val_images": len(indices),
+    }
