@@ -137,6 +137,22 @@ def block_starts(shape: tuple[int, ...], itemsize: int) -> Iterator[tuple[int, i
         yield start, min(shape[0], start + step)
 
 
+def list_datasets(f) -> str:
+    """Describe the datasets of an open HDF5 file (at most 20) for error messages."""
+    import h5py
+
+    names = []
+    f.visititems(
+        lambda name, obj: (
+            names.append(f"/{name} {obj.shape}") if isinstance(obj, h5py.Dataset) else None
+        )
+    )
+    if not names:
+        return "the file holds no datasets"
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    return "the file holds: " + ", ".join(names[:20]) + more
+
+
 def _prod(values) -> int:
     out = 1
     for v in values:

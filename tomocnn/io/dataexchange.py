@@ -24,6 +24,7 @@ from tomocnn.io._files import (
     check_input_file,
     default_chunks,
     file_kind,
+    list_datasets,
     source_file,
     split_spec,
 )
@@ -275,27 +276,12 @@ def _open_h5(path):
         raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
 
 
-def _list_datasets(f) -> str:
-    import h5py
-
-    names = []
-    f.visititems(
-        lambda name, obj: (
-            names.append(f"/{name} {obj.shape}") if isinstance(obj, h5py.Dataset) else None
-        )
-    )
-    if not names:
-        return "the file holds no datasets"
-    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
-    return "the file holds: " + ", ".join(names[:20]) + more
-
-
 def _get_dataset(f, name: str, path):
     import h5py
 
     obj = f.get(name)
     if not isinstance(obj, h5py.Dataset):
-        raise KeyError(f"{path}: no dataset {name}; {_list_datasets(f)}")
+        raise KeyError(f"{path}: no dataset {name}; {list_datasets(f)}")
     return obj
 
 

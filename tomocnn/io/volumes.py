@@ -22,6 +22,7 @@ from tomocnn.io._files import (
     check_input_file,
     default_chunks,
     file_kind,
+    list_datasets,
     same_file,
     source_file,
     split_spec,
@@ -391,7 +392,7 @@ def _open_hdf5(path: Path, dataset: str | None, mode: str):
             dataset = _default_dataset(f, path)
         obj = f.get(dataset)
         if not isinstance(obj, h5py.Dataset):
-            raise KeyError(f"{path}: no dataset {dataset}; {_list_datasets(f)}")
+            raise KeyError(f"{path}: no dataset {dataset}; {list_datasets(f)}")
         return obj
     except BaseException:
         f.close()
@@ -413,23 +414,8 @@ def _default_dataset(f, path) -> str:
         return found[0]
     raise KeyError(
         f"{path}: no {_DEFAULT_DATASET} and {'no' if not found else 'more than one'} 3-D dataset; "
-        f"name one as '{path}:/group/dataset'; {_list_datasets(f)}"
+        f"name one as '{path}:/group/dataset'; {list_datasets(f)}"
     )
-
-
-def _list_datasets(f) -> str:
-    import h5py
-
-    names = []
-    f.visititems(
-        lambda name, obj: (
-            names.append(f"/{name} {obj.shape}") if isinstance(obj, h5py.Dataset) else None
-        )
-    )
-    if not names:
-        return "the file holds no datasets"
-    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
-    return "the file holds: " + ", ".join(names[:20]) + more
 
 
 def _open_tiff(path: Path, mode: str):
