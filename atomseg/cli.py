@@ -57,6 +57,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         model=args.model,
         overlay=args.overlay,
         axis=args.axis,
+        guess_scale=not args.no_guess_scale,
     )
     return 0
 
@@ -118,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", help="PNG file (or folder) with detections drawn on the image")
     p.add_argument("--model", default="default", help="model name or folder (default: default)")
     p.add_argument("--axis", type=int, default=0, help="frame axis of a stack (default 0)")
+    p.add_argument(
+        "--no-guess-scale",
+        action="store_true",
+        help="uncalibrated images: do not resample by a pixel size guessed from the lattice",
+    )
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("models", help="list the shipped models")

@@ -55,6 +55,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=not args.no_resume,
         device=args.device,
+        nonnegative=not args.signed,
     )
     return 0
 
@@ -69,6 +70,7 @@ def _cmd_denoise(args: argparse.Namespace) -> int:
         tilt_range_deg=tuple(args.tilt_range) if args.tilt_range else None,
         model=args.model,
         progress=True,
+        nonnegative=False if args.signed else None,
     )
     return 0
 
@@ -84,6 +86,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         center=args.center,
         model=args.model,
         progress=True,
+        nonnegative=False if args.signed else None,
     )
     return 0
 
@@ -174,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     p.add_argument("--no-resume", action="store_true", help="start afresh, ignore checkpoints")
+    p.add_argument(
+        "--signed",
+        action="store_true",
+        help="volumes may be negative: no non-negativity in the loss or at inference",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("denoise", help="remove the missing wedge from a reconstruction")
@@ -185,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--tilt-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="tilt range, degrees"
     )
     p.add_argument("--model", default="default")
+    p.add_argument(
+        "--signed", action="store_true", help="values may be negative: do not clip at zero"
+    )
     p.set_defaults(func=_cmd_denoise)
 
     p = sub.add_parser("pipeline", help="reconstruct a tilt series, then remove the wedge")
@@ -192,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output HDF5 volume")
     _add_recon_options(p)
     p.add_argument("--model", default="default")
+    p.add_argument(
+        "--signed", action="store_true", help="values may be negative: do not clip at zero"
+    )
     p.set_defaults(func=_cmd_pipeline)
 
     p = sub.add_parser("models", help="list the shipped models")

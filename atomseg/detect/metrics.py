@@ -13,7 +13,7 @@ from ._validation import _as_positions, _positive
 __all__ = ["match_positions", "nearest_neighbour_distance"]
 
 
-def match_positions(predicted, true, *, max_distance_px: float) -> dict:
+def match_positions(predicted, true, *, max_distance_px: float, ignore=None) -> dict:
     """Match predicted to true column positions one-to-one within a distance.
 
     The matching maximises the number of pairs closer than ``max_distance_px`` and, among those,
@@ -31,6 +31,10 @@ def match_positions(predicted, true, *, max_distance_px: float) -> dict:
     max_distance_px : float
         Largest distance (pixels) at which a prediction counts as finding a column; the
         benchmarks use 0.3 times :func:`nearest_neighbour_distance` of the true columns.
+    ignore : ndarray, shape (n_ignore, 2), optional
+        "Don't care" positions (columns that exist but are not asked for, such as light or
+        unresolved ones): an unmatched prediction within ``max_distance_px`` of one is not a
+        false positive (counted in ``ignored`` instead).
 
     Returns
     -------
@@ -38,8 +42,9 @@ def match_positions(predicted, true, *, max_distance_px: float) -> dict:
         ``tp``, ``fp``, ``fn`` (int): matched pairs, unmatched predictions, unmatched true columns.
         ``precision = tp / n_pred``, ``recall = tp / n_true`` (1.0 when the denominator is 0),
         ``f1 = 2 tp / (2 tp + fp + fn)`` (1.0 when both sets are empty), ``rmse_px``: root mean
-        square distance of the matched pairs (NaN when ``tp == 0``), and ``matches``: int array
-        of shape (tp, 2) of ``(predicted index, true index)``, sorted by predicted index.
+        square distance of the matched pairs (NaN when ``tp == 0``), ``ignored`` (int):
+        unmatched predictions on ``ignore`` positions, and ``matches``: int array of shape
+        (tp, 2) of ``(predicted index, true index)``, sorted by predicted index.
 
     Raises
     ------
@@ -58,6 +63,8 @@ def match_positions(predicted, true, *, max_distance_px: float) -> dict:
     [[0, 1], [1, 0]]
     >>> round(result["rmse_px"], 3), round(result["f1"], 3)
     (0.173, 0.667)
+    >>> match_positions(predicted, true, max_distance_px=2.0, ignore=[[50.5, 50.0]])["fp"]
+    0
     """
     pred = _as_positions(predicted, "predicted")
     ref = _as_positions(true, "true")
@@ -66,6 +73,15 @@ def match_positions(predicted, true, *, max_distance_px: float) -> dict:
     matches = _match(pred, ref, max_dist)
     tp = len(matches)
     fp, fn = n_pred - tp, n_true - tp
+    ignored = 0
+    if ignore is not None and fp:
+        ign = _as_positions(ignore, "ignore")
+        if len(ign):
+            unmatched = np.setdiff1d(np.arange(n_pred), matches[:, 0])
+            d, _ = cKDTree(ign).query(pred[unmatched])
+            ignored = int(np.sum(d <= max_dist))
+            fp -= ignored
+            n_pred -= ignored
     if tp:
         d = pred[matches[:, 0]] - ref[matches[:, 1]]
         rmse = float(np.sqrt(np.mean(np.sum(d**2, axis=1))))
@@ -79,6 +95,7 @@ def match_positions(predicted, true, *, max_distance_px: float) -> dict:
         "recall": tp / n_true if n_true else 1.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0,
         "rmse_px": rmse,
+        "ignored": ignored,
         "matches": matches,
     }
 

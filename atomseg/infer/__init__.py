@@ -2,8 +2,18 @@
 
 ``segment`` returns the U-net probability map; ``locate`` returns one table row per column;
 ``locate_stack`` does every frame of a tilt series or every slice of a volume along any axis.
+``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice.
 """
 
 from atomseg.infer.columns import detect_files, locate, locate_stack, save_overlay, segment
+from atomseg.infer.scale import guess_pixel_size, lattice_spacing_px
 
-__all__ = ["segment", "locate", "locate_stack", "save_overlay", "detect_files"]
+__all__ = [
+    "segment",
+    "locate",
+    "locate_stack",
+    "save_overlay",
+    "detect_files",
+    "guess_pixel_size",
+    "lattice_spacing_px",
+]

@@ -97,14 +97,24 @@ def _probabilities(model, images: np.ndarray) -> np.ndarray:
     return model.predict(x)[:, pad : pad + h, pad : pad + w]
 
 
-def _prepare(image, pixel_size_angstrom, model):
+def _prepare(image, pixel_size_angstrom, model, guess_scale=False):
+    """Resample and normalise for the network: returns (f, resampled, x, scaled).
+
+    ``scaled``: the resampled image has the model's pixel size (given, or guessed from the
+    lattice when ``guess_scale``), so the columns' size in its pixels is known.
+    """
     from atomseg.models import normalise_image
 
-    f = _zoom_factor(pixel_size_angstrom, model)
+    p = pixel_size_angstrom
+    if p is None and guess_scale and model.pixel_size_angstrom is not None:
+        from atomseg.infer.scale import guess_pixel_size
+
+        p = guess_pixel_size(image)
+    f = _zoom_factor(p, model)
     resampled = _resample(image, f)
     norm = model.config.get("normalisation", {})
     x = normalise_image(resampled, low=norm.get("low", 1.0), high=norm.get("high", 99.0))
-    return f, resampled, x
+    return f, resampled, x, p is not None and model.pixel_size_angstrom is not None
 
 
 def segment(
@@ -113,6 +123,7 @@ def segment(
     pixel_size_angstrom: float | None = None,
     model: Any = "default",
     device: str = "auto",
+    guess_scale: bool = True,
 ) -> np.ndarray:
     """Return the column probability map of an image (same shape as the image).
 
@@ -127,6 +138,11 @@ def segment(
         ``"default"``, a shipped name, a model folder, or a loaded model.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    guess_scale : bool
+        Without ``pixel_size_angstrom``: resample the image by a pixel size guessed from its
+        lattice (:func:`atomseg.infer.scale.guess_pixel_size`), so that columns have the size
+        the network knows best; positions stay in the input's pixels and no Å are reported.
+        ``False``: run the image as it is.
 
     Returns
     -------
@@ -144,7 +160,7 @@ def segment(
     """
     image = _check_image(image)
     model = _get_model(model, device)
-    f, _, x = _prepare(image, pixel_size_angstrom, model)
+    f, _, x, _ = _prepare(image, pixel_size_angstrom, model, guess_scale)
     prob = _probabilities(model, x[None])[0]
     if f == 1.0 or abs(f - 1.0) < 1e-3:
         return prob
@@ -154,21 +170,31 @@ def segment(
     return ndimage.map_coordinates(prob, grid, order=1, mode="nearest").astype(np.float32)
 
 
-def _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, min_score=None):
+def _detect(
+    prob, resampled, image, f, model, pixel_size_angstrom, threshold, min_score=None, scaled=None
+):
     from atomseg.detect import detect_columns
 
     det = model.config.get("detection", {})
     thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
     if min_score is None:
         min_score = float(det.get("min_score", 0.3))
+    if scaled is None:
+        scaled = pixel_size_angstrom is not None and model.pixel_size_angstrom is not None
     radius = None
-    if pixel_size_angstrom is not None and model.pixel_size_angstrom is not None:
+    if scaled:
         radius = float(model.config.get("label_radius_angstrom", 0.4)) / model.pixel_size_angstrom
     # candidates down to the detector's own floor; the model's min_score is applied to the final
     # scores, exactly as it was tuned (atomseg.train.tune)
-    table = detect_columns(
-        prob, radius_px=radius, threshold=thr, image=resampled, min_score=min(0.3, min_score)
-    )
+    floor = min(0.3, min_score)
+    try:
+        table = detect_columns(
+            prob, radius_px=radius, threshold=thr, image=resampled, min_score=floor
+        )
+    except ValueError as exc:  # columns under 1 px in an uncalibrated image: smallest radius
+        if radius is not None or "too small" not in str(exc):
+            raise
+        table = detect_columns(prob, radius_px=1.0, threshold=thr, image=resampled, min_score=floor)
     table = table[table["score"] >= min_score].reset_index(drop=True)
     rc = _to_input_frame(table[["row", "col"]].to_numpy(float), f)
     table = table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
@@ -200,6 +226,7 @@ def locate(
     model: Any = "default",
     threshold: float | None = None,
     device: str = "auto",
+    guess_scale: bool = True,
 ) -> pd.DataFrame:
     """Find every atomic column in an image.
 
@@ -214,6 +241,11 @@ def locate(
         ``"default"``, a shipped name, a model folder, or a loaded model.
     threshold : float, optional
         Probability threshold of the detection (default: the model's tuned value).
+    guess_scale : bool
+        Without ``pixel_size_angstrom``: resample the image by a pixel size guessed from its
+        lattice (:func:`atomseg.infer.scale.guess_pixel_size`), so that columns have the size
+        the network knows best; positions stay in the input's pixels and no Å are reported.
+        ``False``: run the image as it is.
 
     Returns
     -------
@@ -234,9 +266,9 @@ def locate(
     """
     image = _check_image(image)
     model = _get_model(model, device)
-    f, resampled, x = _prepare(image, pixel_size_angstrom, model)
+    f, resampled, x, scaled = _prepare(image, pixel_size_angstrom, model, guess_scale)
     prob = _probabilities(model, x[None])[0]
-    return _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold)
+    return _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, scaled=scaled)
 
 
 def _frames(stack, axis: int):
@@ -259,6 +291,7 @@ def locate_stack(
     threshold: float | None = None,
     batch_size: int = 4,
     device: str = "auto",
+    guess_scale: bool = True,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Find the columns in every frame of a stack: a tilt series or the slices of a volume.
@@ -271,6 +304,9 @@ def locate_stack(
         The frame axis (0, 1 or 2; e.g. 1 for the (N, N)-orthogonal slices of a volume).
     batch_size : int
         Frames per network call (use more on a GPU).
+
+    The other parameters are those of :func:`locate` (``guess_scale`` guesses each frame's
+    scale on its own).
 
     Returns
     -------
@@ -299,14 +335,16 @@ def locate_stack(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tables = []
-    pending: list[tuple[int, np.ndarray, np.ndarray, float, np.ndarray]] = []
+    pending: list[tuple[int, np.ndarray, np.ndarray, float, bool, np.ndarray]] = []
 
     def flush():
         if not pending:
             return
-        probs = _probabilities(model, np.stack([p[4] for p in pending]))
-        for (i, image, resampled, f, _), prob in zip(pending, probs):
-            t = _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold)
+        probs = _probabilities(model, np.stack([p[5] for p in pending]))
+        for (i, image, resampled, f, scaled, _), prob in zip(pending, probs):
+            t = _detect(
+                prob, resampled, image, f, model, pixel_size_angstrom, threshold, scaled=scaled
+            )
             t.insert(0, "frame", i)
             tables.append(t)
         pending.clear()
@@ -318,10 +356,10 @@ def locate_stack(
             image = _check_image(frame, what=f"frame {i}")
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"stack {exc}") from None
-        f, resampled, x = _prepare(image, pixel_size_angstrom, model)
-        if pending and x.shape != pending[0][4].shape:
+        f, resampled, x, scaled = _prepare(image, pixel_size_angstrom, model, guess_scale)
+        if pending and x.shape != pending[0][5].shape:
             flush()
-        pending.append((i, image, resampled, f, x))
+        pending.append((i, image, resampled, f, scaled, x))
         if len(pending) >= batch_size:
             flush()
     flush()
@@ -384,13 +422,15 @@ def detect_files(
     model: Any = "default",
     overlay: str | None = None,
     axis: int = 0,
+    guess_scale: bool = True,
 ) -> list[pd.DataFrame]:
     """Run :func:`locate` / :func:`locate_stack` on files and write CSV tables (``atomseg detect``).
 
     With one input, ``output`` is a ``.csv`` path or a folder (any other name is made a folder);
     with several it is a folder, which gets ``<input stem>.csv`` each. Without ``output`` the
     table is printed as CSV.
-    ``overlay`` is a PNG path for one single image, otherwise a folder.
+    ``overlay`` is a PNG path for one single image, otherwise a folder. ``guess_scale`` is
+    passed to :func:`locate` / :func:`locate_stack`.
 
     Examples
     --------
@@ -420,10 +460,15 @@ def detect_files(
             px = pixel_size_angstrom
         stem = Path(str(spec).split(":/")[0]).stem
         if image.ndim == 2:
-            table = locate(image, pixel_size_angstrom=px, model=model)
+            table = locate(image, pixel_size_angstrom=px, model=model, guess_scale=guess_scale)
         else:
             table = locate_stack(
-                image, axis=axis, pixel_size_angstrom=px, model=model, progress=True
+                image,
+                axis=axis,
+                pixel_size_angstrom=px,
+                model=model,
+                progress=True,
+                guess_scale=guess_scale,
             )
         results.append(table)
         if out_dir is not None:

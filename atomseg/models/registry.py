@@ -91,7 +91,10 @@ class ColumnModel:
     """
 
     def __init__(self, network, config: dict[str, Any], *, device: str = "cpu"):
-        self.network = network.eval().to(device)
+        import torch
+
+        # channels-last convolutions are faster on CPU (same results to rounding)
+        self.network = network.eval().to(device).to(memory_format=torch.channels_last)
         self.config = config
         self.device = device
         self.name = config.get("name", "unnamed")
@@ -114,8 +117,8 @@ class ColumnModel:
             raise ValueError(f"images must have shape (B, H, W), got {images.shape}")
         with torch.inference_mode():
             x = torch.from_numpy(images).unsqueeze(1).to(self.device)
-            y = torch.sigmoid(self.network(x))
-        return y[:, 0].float().cpu().numpy()
+            y = torch.sigmoid(self.network(x.contiguous(memory_format=torch.channels_last)))
+        return np.ascontiguousarray(y[:, 0].float().cpu().numpy())
 
 
 def _resolve_device(device: str) -> str:

@@ -4,7 +4,7 @@
 :mod:`atomseg.sim.params`) and renders it (:mod:`atomseg.sim.imaging`); :func:`write_library`
 streams many of them into an HDF5 file, in parallel and resumably.
 
-HDF5 library layout (``format_version`` 1)
+HDF5 library layout (``format_version`` 2)
 ------------------------------------------
 =========================== ======================================================================
 ``/images``                 (N, H, W) float32, chunks (1, H, W), lzf + shuffle (h5py's fast
@@ -15,8 +15,9 @@ HDF5 library layout (``format_version`` 1)
 ``/pixel_size_angstrom``    (N,) float32
 ``/dose_e_per_A2``          (N,) float32
 ``/columns``                (M,) compound ``image`` int32, ``row`` float32, ``col`` float32,
-                            ``z`` int16, ``n_atoms`` int16: every column with >= 1 atom whose
-                            centre lies in its image, all images concatenated in order
+                            ``z`` int16, ``n_atoms`` int16, ``labelled`` uint8 (1: in the label
+                            maps, i.e. heavy enough and resolved): every column with >= 1 atom
+                            whose centre lies in its image, all images concatenated in order
 ``/column_offsets``         (N + 1,) int64: image ``i`` owns ``columns[offsets[i]:offsets[i+1]]``
 ``/params``                 (N,) variable-length UTF-8 JSON: every generator parameter and the
                             image seed (:func:`remake` turns one back into the image)
@@ -58,6 +59,7 @@ from atomseg.sim.imaging import (
     _smooth_field,
     _splat,
     _transfer,
+    electron_wavelength_angstrom,
     probe_intensity,
     scan_positions,
 )
@@ -78,10 +80,17 @@ __all__ = [
     "save_sample_grid",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: /columns has ``labelled``
 _SYMBOLS = {v: k for k, v in ELEMENTS.items()}
 _COLUMN_DTYPE = np.dtype(
-    [("image", "<i4"), ("row", "<f4"), ("col", "<f4"), ("z", "<i2"), ("n_atoms", "<i2")]
+    [
+        ("image", "<i4"),
+        ("row", "<f4"),
+        ("col", "<f4"),
+        ("z", "<i2"),
+        ("n_atoms", "<i2"),
+        ("labelled", "u1"),
+    ]
 )
 
 
@@ -96,7 +105,8 @@ class Sample:
     columns : pandas.DataFrame
         One row per column with at least one atom whose centre lies in the image: ``row``,
         ``col`` (pixels, sub-pixel), ``z`` (heaviest element present), ``n_atoms`` and
-        ``species`` (symbol of ``z``).
+        ``species`` (symbol of ``z``) and ``labelled`` (True where the label maps mark the
+        column: ``z >= label_min_z`` and resolved, see ``label_min_separation_px``).
     mask : ndarray, shape (H, W), uint8
         1 inside a disc of radius ``params["label_disc_radius_px"]`` around every labelled
         column (``z >= label_min_z``), columns just outside the image included.
@@ -287,11 +297,9 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         image = expected * gain + np.float32(params["dark_offset"])
     if params["clip_8bit"]:
         image = _export_8bit(image, *params["clip_percentiles"])
-    # Labels.
-    labelled = spec["z"] >= int(params["label_min_z"])
+    # Labels: columns heavy enough (label_min_z) and resolved from their neighbours.
+    labelled = _resolved(params, rows, cols, spec, (h, w), margin)
     lr, lc = rows[labelled], cols[labelled]
-    near = (lr > -margin) & (lr < h + margin) & (lc > -margin) & (lc < w + margin)
-    lr, lc = lr[near], lc[near]
     nn = np.inf
     if len(lr) > 1:  # nearest-neighbour distance of the columns in the image
         pts = np.stack([lr, lc], axis=1)
@@ -316,9 +324,46 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         "cols": cols[inside][order],
         "z": spec["z"][inside][order],
         "n_atoms": spec["n_atoms"][inside][order],
+        "labelled": labelled[inside][order],
         "label_disc_radius_px": float(r_disc),
         "label_gaussian_sigma_px": float(g_sig),
     }
+
+
+def probe_size_angstrom(params: dict) -> float:
+    """Size (FWHM, Å) of the effective probe: diffraction limit ``0.51 λ/α`` (+) source size.
+
+    Examples
+    --------
+    >>> round(probe_size_angstrom({"voltage_kv": 300, "convergence_mrad": 25,
+    ...                            "source_size_angstrom": 0.5}), 2)
+    0.64
+    """
+    lam = electron_wavelength_angstrom(float(params["voltage_kv"]))
+    alpha = float(params["convergence_mrad"]) * 1e-3
+    return float(np.hypot(0.51 * lam / alpha, float(params["source_size_angstrom"])))
+
+
+def _resolved(params, rows, cols, spec, shape, margin) -> np.ndarray:
+    """Columns to label: ``z >= label_min_z``, >= 1 atom, near the image, and resolved.
+
+    Resolved: the nearest other such column is at least ``label_min_separation_px`` pixels
+    and at least the probe size away; closer columns image as one blob and get no label.
+    """
+    h, w = shape
+    heavy = (spec["z"] >= int(params["label_min_z"])) & (spec["n_atoms"] >= 1)
+    near = (rows > -margin) & (rows < h + margin) & (cols > -margin) & (cols < w + margin)
+    cand = np.flatnonzero(heavy & near)
+    out = np.zeros(len(rows), bool)
+    if len(cand) < 2:
+        out[cand] = True
+        return out
+    p = float(params["pixel_size_angstrom"])
+    limit = max(float(params["label_min_separation_px"]), probe_size_angstrom(params) / p)
+    pts = np.stack([rows[cand], cols[cand]], axis=1)
+    d, _ = cKDTree(pts).query(pts, k=2)
+    out[cand] = d[:, 1] >= limit
+    return out
 
 
 def _simulate(shape, seed, cfg, overrides):
@@ -341,6 +386,7 @@ def _to_sample(params, out) -> Sample:
             "z": z,
             "n_atoms": np.asarray(out["n_atoms"], np.int32),
             "species": [_SYMBOLS.get(int(v), "?") for v in z],
+            "labelled": np.asarray(out["labelled"], bool),
         }
     )
     return Sample(
@@ -399,7 +445,7 @@ def simulate_image(
     >>> s.image.shape, s.image.dtype, s.mask.dtype, s.params["structure"]
     ((64, 64), dtype('float32'), dtype('uint8'), 'GaAs')
     >>> list(s.columns.columns)
-    ['row', 'col', 'z', 'n_atoms', 'species']
+    ['row', 'col', 'z', 'n_atoms', 'species', 'labelled']
     >>> sorted(set(s.columns["species"]))
     ['As', 'Ga']
     >>> simulate_image(shape=(64, 64), pixel_size_angstrom=-1)
@@ -470,6 +516,7 @@ def _record(task):
     cols["col"] = out["cols"]
     cols["z"] = out["z"]
     cols["n_atoms"] = np.minimum(out["n_atoms"], np.iinfo(np.int16).max)
+    cols["labelled"] = out["labelled"]
     return (
         index,
         out["image"],
@@ -793,6 +840,10 @@ def read_library_sample(path: str | os.PathLike, index: int) -> Sample:
             "z": cols["z"],
             "n_atoms": cols["n_atoms"],
         }
+        if "labelled" in (cols.dtype.names or ()):
+            out["labelled"] = cols["labelled"].astype(bool)
+        else:  # format 1: every column of Z >= label_min_z was labelled
+            out["labelled"] = cols["z"] >= int(params.get("label_min_z", 1))
     return _to_sample(params, out)
 
 

@@ -47,6 +47,10 @@ Configuration keys (ranges are ``[low, high]``; ``log`` marks log-uniform draws)
 ``label_disc_radius_angstrom``   0.4; ``label_gaussian_sigma_angstrom`` 0.3
 ``label_min_disc_radius_px``     1.5; ``label_max_disc_fraction`` 0.4 (of the nearest-neighbour
                                  distance); ``label_min_z`` 1 (lighter columns get no label)
+``label_min_separation_px``      3.0: a column is labelled only if it is *resolved*: its nearest
+                                 labelled neighbour is at least this many pixels away and at
+                                 least the probe's size, ``hypot(0.51 λ/α, source FWHM)``
+                                 (unresolved columns merge into one blob nobody can locate)
 ============================== ==============================================================
 """
 
@@ -70,7 +74,7 @@ from atomseg.sim.specimen import SCENES
 __all__ = ["DEFAULT_CONFIG", "GENERATOR_VERSION", "PARAM_KEYS", "load_config"]
 
 #: bumped whenever the same parameters and seed would give a different image.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: unresolved columns get no label
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "pixel_size_angstrom": [0.05, 0.5],
@@ -124,6 +128,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "label_min_disc_radius_px": 1.5,
     "label_max_disc_fraction": 0.4,
     "label_min_z": 1,
+    "label_min_separation_px": 3.0,
 }
 
 _LOG_RANGES = {
@@ -134,7 +139,7 @@ _LOG_RANGES = {
 _SIGNED_RANGES = {"drift_shear", "drift_stretch"}
 _POSITIVE_SCALARS = {
     "label_disc_radius_angstrom", "label_gaussian_sigma_angstrom", "label_min_disc_radius_px",
-    "label_max_disc_fraction",
+    "label_max_disc_fraction", "label_min_separation_px",
 }  # fmt: skip
 
 #: every key of ``Sample.params``, in the order they are drawn.
@@ -159,7 +164,7 @@ PARAM_KEYS = (
     "line_jitter_angstrom", "line_jitter_correlation", "drift_shear", "drift_stretch",
     "flyback_px", "flyback_decay_px", "clip_8bit", "clip_percentiles",
     "label_disc_radius_angstrom", "label_gaussian_sigma_angstrom", "label_min_z",
-    "label_min_disc_radius_px", "label_max_disc_fraction",
+    "label_min_disc_radius_px", "label_max_disc_fraction", "label_min_separation_px",
 )  # fmt: skip
 _CRYSTAL2_KEYS = (
     "structure2", "zone_axis2", "rotation2_deg", "lattice_scale2", "origin2_frac", "mirror2",
@@ -556,7 +561,7 @@ def draw_params(seed: int, shape, cfg: dict, overrides: dict) -> dict[str, Any]:
     # Labels.
     for k in (
         "label_disc_radius_angstrom", "label_gaussian_sigma_angstrom", "label_min_z",
-        "label_min_disc_radius_px", "label_max_disc_fraction",
+        "label_min_disc_radius_px", "label_max_disc_fraction", "label_min_separation_px",
     ):  # fmt: skip
         pick(k, lambda k=k: cfg[k])
     _check_params(out)
@@ -626,7 +631,8 @@ def _check_params(p: dict) -> None:
     if p["flyback_px"] >= p["flyback_decay_px"]:
         raise ValueError("parameter 'flyback_px' must be smaller than 'flyback_decay_px'")
     for k in ("label_disc_radius_angstrom", "label_gaussian_sigma_angstrom",
-              "label_min_disc_radius_px", "label_max_disc_fraction"):  # fmt: skip
+              "label_min_disc_radius_px", "label_max_disc_fraction",
+              "label_min_separation_px"):  # fmt: skip
         _num(p, k, low=0, low_open=True)
     scene = p["scene"]
     if scene in ("wedge", "particle"):

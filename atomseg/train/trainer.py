@@ -177,6 +177,7 @@ def train(
     dev = _resolve_device(device)
     torch.manual_seed(seed)
     net = UNet(width=width, levels=levels).to(dev)
+    net = net.to(memory_format=torch.channels_last)  # faster convolutions on CPU
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=learning_rate, total_steps=n_steps, pct_start=0.05
@@ -220,7 +221,7 @@ def train(
     try:
         while step < n_steps:
             x, y = _batch(data, rng.choice(train_idx, batch_size), patch, rng)
-            logits = net(torch.from_numpy(x).to(dev))
+            logits = net(torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last))
             loss = _loss(logits, torch.from_numpy(y).to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()

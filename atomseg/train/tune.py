@@ -10,11 +10,13 @@ import numpy as np
 __all__ = ["tune_detection", "library_columns"]
 
 
-def library_columns(library, index: int) -> np.ndarray:
-    """Return the true (row, col) of the labelled columns of one library image.
+def library_columns(library, index: int, *, labelled: bool = True) -> np.ndarray:
+    """Return the true (row, col) of the labelled (or the other) columns of one library image.
 
-    Labelled columns hold at least one atom of atomic number ``label_min_z`` or more (the
-    library's configuration; light columns such as O are invisible in HAADF and unlabelled).
+    Labelled columns hold at least one atom of atomic number ``label_min_z`` or more and are
+    resolved from their neighbours (see :mod:`atomseg.sim.params`); light columns such as O,
+    nearly invisible in HAADF, and unresolved ones are unlabelled. ``labelled=False`` returns
+    those others (columns with at least one atom), which evaluations treat as "don't care".
 
     Examples
     --------
@@ -33,7 +35,12 @@ def library_columns(library, index: int) -> np.ndarray:
         a, b = f["column_offsets"][index : index + 2]
         cols = f["columns"][a:b]
         min_z = json.loads(f.attrs.get("config", "{}")).get("label_min_z", 1)
-    cols = cols[(cols["n_atoms"] >= 1) & (cols["z"] >= min_z)]
+    if "labelled" in (cols.dtype.names or ()):
+        is_labelled = cols["labelled"].astype(bool)
+    else:  # library format 1
+        is_labelled = cols["z"] >= min_z
+    keep = (cols["n_atoms"] >= 1) & (is_labelled == labelled)
+    cols = cols[keep]
     return np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
 
 
@@ -52,7 +59,8 @@ def tune_detection(
 
     ``data`` is :func:`atomseg.train.load_training_set`'s dictionary (its ``attrs`` must name
     the library file under ``path``); matching is one-to-one within 0.3 × the median
-    nearest-neighbour distance of the true columns.
+    nearest-neighbour distance of the true columns, and detections on unlabelled columns
+    (light or unresolved) are not counted as false positives.
 
     Returns
     -------
@@ -77,16 +85,17 @@ def tune_detection(
         image = data["raw_images"][i] if "raw_images" in data else data["images"][i]
         px = float(data["pixel_size_angstrom"][i])
         true = library_columns(library, int(i))
+        other = library_columns(library, int(i), labelled=False)
         if len(true) < 2:
             continue
-        f, resampled, x = _prepare(image, px, model)
+        f, resampled, x, _ = _prepare(image, px, model)
         prob = _probabilities(model, x[None])[0]
         tol = 0.3 * nearest_neighbour_distance(true)
         for t in thresholds:
             table = _detect(prob, resampled, image, f, model, px, t, min_score=min(min_scores))
             for m in min_scores:
                 pred = table.loc[table["score"] >= m, ["row", "col"]].to_numpy(float)
-                r = match_positions(pred, true, max_distance_px=tol)
+                r = match_positions(pred, true, max_distance_px=tol, ignore=other)
                 c = counts[(t, m)]
                 c[0], c[1], c[2] = c[0] + r["tp"], c[1] + r["fp"], c[2] + r["fn"]
     f1 = {k: 2 * tp / max(2 * tp + fp + fn, 1) for k, (tp, fp, fn) in counts.items()}

@@ -118,3 +118,28 @@ def test_unknown_model_lists_available():
     img, _ = _lattice_image()
     with pytest.raises(KeyError, match="available"):
         locate(img, model="no-such-model")
+
+
+def test_lattice_spacing_of_a_simulated_crystal():
+    from atomseg.infer import guess_pixel_size, lattice_spacing_px
+    from atomseg.sim import simulate_image
+
+    s = simulate_image(shape=(192, 192), seed=3, scene="slab", structure="Au", zone_axis="100",
+                       pixel_size_angstrom=0.1, noise=False, rotation_deg=0.0)  # fmt: skip
+    # Au [100]: the brightest reflections are {200}, 2.04 Å apart
+    assert lattice_spacing_px(s.image) * 0.1 == pytest.approx(2.04, rel=0.06)
+    assert 0.05 <= guess_pixel_size(s.image) <= 0.5
+    noise = np.random.default_rng(1).poisson(5.0, (128, 128)).astype(float)
+    assert lattice_spacing_px(noise) is None and guess_pixel_size(noise) is None
+    assert lattice_spacing_px(np.zeros((8, 8))) is None
+
+
+@pytest.mark.parametrize("spacing", [5.0, 12.0, 40.0])
+def test_uncalibrated_images_at_any_sampling(spacing):
+    img, pos = _lattice_image(shape=(160, 160), spacing=spacing, sigma=spacing / 6)
+    for guess in (True, False):  # coarse sampling (tiny columns) must not raise
+        table = locate(img, model=_oracle(), guess_scale=guess)
+        assert "row_angstrom" not in table.columns
+    to_truth, _ = _match(locate(img, model=_oracle()), pos)
+    inner = (pos > spacing).all(1) & (pos < 160 - spacing).all(1)
+    assert np.median(to_truth[inner]) < 0.1 * spacing

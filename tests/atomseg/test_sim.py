@@ -191,6 +191,17 @@ def test_famous_close_pairs():
     assert s.params["label_disc_radius_px"] <= 0.4 * np.percentile(nn, 2) + 1e-9
 
 
+def test_unresolved_columns_get_no_label():
+    kw = dict(shape=(96, 96), seed=2, scene="slab", structure="GaN", zone_axis="11-20", **CLEAN)
+    fine = simulate_image(pixel_size_angstrom=0.08, source_size_angstrom=0.4, **kw)
+    assert fine.columns["labelled"].all()  # 1.12 Å dumbbells at 14 px: resolved
+    coarse = simulate_image(pixel_size_angstrom=0.45, source_size_angstrom=0.4, **kw)
+    assert not coarse.columns["labelled"].any()  # 2.5 px apart: one blob, no label
+    assert coarse.mask.sum() == 0
+    blurred = simulate_image(pixel_size_angstrom=0.08, source_size_angstrom=1.4, **kw)
+    assert not blurred.columns["labelled"].any()  # probe larger than the dumbbell
+
+
 def test_thin_edges_and_monolayers():
     perfect = dict(vacancy_fraction=0.0, roughness_fraction=0.0, column_vacancy_fraction=0.0)
     s = simulate_image(shape=(128, 128), seed=5, scene="wedge", structure="Au", zone_axis="110",
@@ -286,7 +297,7 @@ def test_library_round_trip_and_resume(tmp_path, monkeypatch):
     with h5py.File(whole) as f:
         assert f["images"].shape == (6, 32, 40) and f["images"].chunks == (1, 32, 40)
         assert f["masks"].dtype == np.uint8 and f["images"].compression is not None
-        assert f["columns"].dtype.names == ("image", "row", "col", "z", "n_atoms")
+        assert f["columns"].dtype.names == ("image", "row", "col", "z", "n_atoms", "labelled")
         off = f["column_offsets"][:]
         assert off[0] == 0 and off[-1] == len(f["columns"]) and np.all(np.diff(off) >= 0)
         assert np.all(f["columns"]["image"][off[2] : off[3]] == 2)

@@ -504,3 +504,19 @@ def test_gpu_equals_cpu(model):
     gpu_model = WedgeModel(_network(), {"name": "gpu"}, device="cuda")
     gpu = remove_wedge(vol, THETA, model=gpu_model, tile=8, batch_size=4)
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+
+
+def test_nonnegative_clips_inside_the_field_of_view_only():
+    theta = np.deg2rad(np.linspace(-60, 60, 31))
+    vol = _volume() - 0.5  # half the voxels negative
+    signed = WedgeModel(_network(), {"name": "signed"})
+    clipped = WedgeModel(_network(), {"name": "clipped", "nonnegative": True})
+    a = remove_wedge(vol, theta, model=signed)
+    b = remove_wedge(vol, theta, model=clipped)
+    inside = np.broadcast_to(_circle(vol.shape[1]), vol.shape)
+    assert (a[inside] < 0).any() and (b[inside] >= 0).all()
+    assert np.allclose(np.maximum(a, 0)[inside], b[inside], atol=1e-5)
+    assert np.array_equal(b[~inside], vol[~inside])  # outside the FOV: passed through
+    # the argument overrides the model card either way
+    assert np.allclose(remove_wedge(vol, theta, model=clipped, nonnegative=False), a, atol=1e-6)
+    assert (remove_wedge(vol, theta, model=signed, nonnegative=True)[inside] >= 0).all()

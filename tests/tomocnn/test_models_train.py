@@ -133,3 +133,16 @@ def test_training_rejects_mismatched_checkpoint(tmp_path):
     train(pairs, tmp_path / "m", n_steps=2, **kw)
     with pytest.raises(ValueError, match="no-resume"):
         train(pairs, tmp_path / "m", n_steps=5, **kw)
+
+
+@pytest.mark.parametrize("nonnegative", [True, False])
+def test_model_card_records_the_output_constraint(tmp_path, nonnegative):
+    pairs = tmp_path / "pairs.h5"
+    _pairs_file(pairs)
+    kw = dict(batch_size=2, width=4, levels=2, patch=8, progress=False)
+    folder = train(pairs, tmp_path / "m", n_steps=2, nonnegative=nonnegative, **kw)
+    model = load_model(folder, device="cpu")
+    assert model.config["nonnegative"] is nonnegative and model.nonnegative is nonnegative
+    assert ("--signed" in model.config["training"]["command"]) is not nonnegative
+    out = model.predict(-np.ones((1, 8, 8, 8), np.float32), tilt_range_deg=(-60, 60))
+    assert bool(out.min() >= 0) is nonnegative

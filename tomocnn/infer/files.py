@@ -35,6 +35,7 @@ def denoise_file(
     progress: bool = True,
     device: str = "auto",
     batch_size: int = 1,
+    nonnegative: bool | None = None,
 ) -> Path:
     """Remove the missing wedge from a reconstruction file, streaming HDF5 to HDF5.
 
@@ -54,6 +55,8 @@ def denoise_file(
         Minimum and maximum tilt angle, degrees, instead of ``theta_file``.
     model : str, path or WedgeModel
         As for :func:`remove_wedge`.
+    nonnegative : bool, optional
+        As for :func:`remove_wedge` (default: the model's setting).
     progress : bool
         Show a progress bar.
     device : str
@@ -126,6 +129,7 @@ def denoise_file(
                 out=dset,
                 progress=progress,
                 batch_size=batch_size,
+                nonnegative=nonnegative,
             )
     return Path(output)
 
@@ -139,6 +143,7 @@ def pipeline_file(
     center: float | None = None,
     model="default",
     progress: bool = True,
+    nonnegative: bool | None = None,
 ) -> Path:
     """Reconstruct a Data Exchange tilt series, remove the missing wedge, write the volume.
 
@@ -154,6 +159,8 @@ def pipeline_file(
         Passed to :func:`tomocnn.recon.reconstruct`.
     model : str, path or WedgeModel
         As for :func:`remove_wedge`.
+    nonnegative : bool, optional
+        As for :func:`remove_wedge` (default: the model's setting).
     progress : bool
         Show progress bars.
 
@@ -210,7 +217,9 @@ def pipeline_file(
             progress=progress,
         )
         del projections
-        remove_wedge(np.asarray(rec), theta, model=wm, out=dset, progress=progress)
+        remove_wedge(
+            np.asarray(rec), theta, model=wm, out=dset, progress=progress, nonnegative=nonnegative
+        )
     return Path(output)
 
 

