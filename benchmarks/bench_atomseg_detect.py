@@ -25,6 +25,7 @@ F1 and position RMSE (pm, over matched columns) are printed per dose, plus RMSE 
 sizes ≤ 0.2 Å, and atomseg's speed on 512² images.
 
     python benchmarks/bench_atomseg_detect.py [--n 8] [--size 256] [--atomap-images 4]
+                                              [--speed-only]
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--atomap-images", type=int, default=4, help="per scenario and dose; 0: off")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--speed-only", action="store_true", help="only the speed measurement")
     args = ap.parse_args(argv)
     try:
         import atomap.api  # noqa: F401
@@ -124,7 +126,7 @@ def main(argv=None):
     print("| dose e/Å² | method | precision | recall | F1 | RMSE pm | images |")
     print("|---|---|---|---|---|---|---|")
     at_1e4 = {m: ([], []) for m in methods}
-    for dose in DOSES:
+    for dose in () if args.speed_only else DOSES:
         res = {m: ([], []) for m in methods}
         for scenario in SCENARIOS:
             for k in range(args.n):
@@ -177,15 +179,32 @@ def main(argv=None):
             _, _, f1, rmse = _summary(*at_1e4[m], px_max=0.2)
             print(f"1e4, pixel size ≤ 0.2 Å: {m}: F1 {f1:.3f}, RMSE {rmse:.1f} pm")
 
-    images = [
-        simulate_image(shape=(512, 512), seed=10**9 + 7 + i, config=config).image for i in range(6)
+    samples = [
+        simulate_image(shape=(512, 512), seed=10**9 + 7 + i, config=config) for i in range(6)
     ]
-    locate(images[0], model=args.model)  # warm-up
-    t0 = time.perf_counter()
-    for im in images:
-        locate(im, model=args.model)
-    dt = (time.perf_counter() - t0) / len(images)
-    print(f"\nspeed: {1 / dt:.2f} images/s at 512² (segmentation + detection, no pixel size)")
+    cases = {
+        "at the model's 0.15 Å/px (no resampling)": [
+            (
+                simulate_image(
+                    shape=(512, 512), seed=10**9 + 7 + i, config=config, pixel_size_angstrom=0.15
+                ).image,
+                0.15,
+            )
+            for i in range(6)
+        ],  # fmt: skip
+        "calibrated, 0.05-0.5 Å/px (resampled to 0.15)": [
+            (s.image, s.pixel_size_angstrom) for s in samples
+        ],
+        "uncalibrated, scale guessed from the lattice": [(s.image, None) for s in samples],
+    }
+    locate(samples[0].image, model=args.model)  # warm-up
+    print()
+    for what, images in cases.items():
+        t0 = time.perf_counter()
+        for im, px in images:
+            locate(im, pixel_size_angstrom=px, model=args.model)
+        dt = (time.perf_counter() - t0) / len(images)
+        print(f"speed: {1 / dt:.2f} images/s at 512², {what} (segmentation + detection)")
 
 
 if __name__ == "__main__":

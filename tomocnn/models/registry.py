@@ -31,10 +31,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "wedge-v1"
+DEFAULT_MODEL = "wedge-v2"
 
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
 _SHIPPED: dict[str, str] = {
+    "wedge-v2": "8f8620370a8145e62b1933a0fd16eda828c025699af0f7fc5e45b4340d5daaa7",
     "wedge-v1": "76e92dc55b8aa92ffeb59e10cd4f5ae07f6a31a194f4fca349093735c09aea8c",
 }
 

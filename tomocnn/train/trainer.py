@@ -220,7 +220,7 @@ def train(
         "name": name or output.name,
         "description": (
             f"residual 3D U-net (width {width}, {levels} levels) for ±45° to ±75° tilt ranges, "
-            "SIRT- and FBP-like inputs"
+            "SIRT- and FBP-like inputs" + (", non-negative output" if nonnegative else "")
         ),
         "normalisation": {"method": "abs_percentile", "percentile": NORMALISATION_PERCENTILE},
         "supported": {
