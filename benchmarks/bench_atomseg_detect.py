@@ -133,7 +133,11 @@ def main(argv=None):
                 kw = _draw_case(scenario, rng)
                 seed = 10**9 + int(dose) * 1000 + 100 * list(SCENARIOS).index(scenario) + k
                 s = simulate_image(
-                    shape=(args.size, args.size), seed=seed, dose_e_per_A2=dose, **kw
+                    shape=(args.size, args.size),
+                    seed=seed,
+                    dose_e_per_A2=dose,
+                    config=config,  # labels (resolved columns) as the model defines them
+                    **kw,
                 )
                 present = s.columns["n_atoms"] >= 1
                 asked = present & s.columns["labelled"] & (s.columns["z"] >= min_z)
