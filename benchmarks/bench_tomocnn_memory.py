@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/bench_tomocnn_memory.py              # 1024^3, 4 GiB (slow on a CPU)
     python benchmarks/bench_tomocnn_memory.py --size 256   # quick run, 64 MiB
+    python benchmarks/bench_tomocnn_memory.py --rows 160 --model default  # the shipped model
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=1024, help="N of the (N, N, N) volume (1024)")
     p.add_argument("--rows", type=int, default=None, help="n_rows (default N)")
     p.add_argument("--tile", type=int, default=None, help="tile core size (default: model's)")
+    p.add_argument(
+        "--model", default=None, help="a shipped model or folder instead of the tiny network"
+    )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -111,14 +115,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.perf_counter() - t0:.1f} s"
         )
 
-        torch.manual_seed(0)
-        net = WedgeNet3D(width=4, levels=2)
-        with torch.no_grad():
-            net.head.weight.normal_(0.0, 0.5)
-        config = {"name": "bench-tiny"}
-        if args.tile:
-            config["tile"] = args.tile
-        model = save_model(work / "model", net, config)
+        if args.model:
+            model = args.model
+        else:
+            torch.manual_seed(0)
+            net = WedgeNet3D(width=4, levels=2)
+            with torch.no_grad():
+                net.head.weight.normal_(0.0, 0.5)
+            config = {"name": "bench-tiny"}
+            if args.tile:
+                config["tile"] = args.tile
+            model = save_model(work / "model", net, config)
 
         baseline = PeakRSS().peak
         t0 = time.perf_counter()
@@ -143,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"time: {elapsed:.1f} s, throughput: {voxels / elapsed:.3g} voxels/s "
-            "(tiny network, width 4, 2 levels)"
+            + (f"(model {args.model})" if args.model else "(tiny network, width 4, 2 levels)")
         )
     finally:
         if not args.keep:
