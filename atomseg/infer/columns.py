@@ -105,21 +105,13 @@ def _prepare(image, pixel_size_angstrom, model, guess_scale=False):
     """
     from atomseg.models import normalise_image
 
-    p_net = None
-    if model.pixel_size_angstrom is None:
-        f = 1.0
-    elif pixel_size_angstrom is not None:
-        f = _zoom_factor(pixel_size_angstrom, model)
-        p_net = float(model.pixel_size_angstrom)
-    else:
-        f = 1.0
-        if guess_scale:
-            from atomseg.infer.scale import guess_pixel_size
+    p = pixel_size_angstrom
+    if p is None and guess_scale and model.pixel_size_angstrom is not None:
+        from atomseg.infer.scale import guess_pixel_size
 
-            g = guess_pixel_size(image)
-            if g is not None:
-                f = _zoom_factor(g, model)
-                p_net = float(model.pixel_size_angstrom)
+        p = guess_pixel_size(image)
+    f = _zoom_factor(p, model)
+    p_net = None if p is None or model.pixel_size_angstrom is None else model.pixel_size_angstrom
     resampled = _resample(image, f)
     norm = model.config.get("normalisation", {})
     x = normalise_image(resampled, low=norm.get("low", 1.0), high=norm.get("high", 99.0))
@@ -148,11 +140,7 @@ def segment(
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     guess_scale : bool
-        Without ``pixel_size_angstrom``: guess the pixel size from the lattice
-        (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size
-        with it, as for a calibrated image (F1 0.738 against 0.719 as-is on uncalibrated
-        simulated images at 1e4 e/Å²). Positions stay in the input's pixels and no Å are
-        reported. ``False``: run the image as it is (faster for coarsely sampled images).
+        As for :func:`locate`.
 
     Returns
     -------
@@ -195,29 +183,22 @@ def _detect(
     thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
     if min_score is None:
         min_score = float(det.get("min_score", 0.3))
-    if p_net is None and pixel_size_angstrom is not None:
-        p_net = model.pixel_size_angstrom
-    radius = None
-    if p_net is not None:  # the label discs' radius, as the library draws them
+    if p_net is not None:  # the label discs' radius, as the library draws them (>= 1.5 px)
         radius = max(float(model.config.get("label_radius_angstrom", 0.4)) / p_net, 1.5)
+    else:  # from the segmentation; at least 1 px (coarse uncalibrated image), 1 if empty
+        from atomseg.detect.hough import _estimate_radius
+
+        radius = max(_estimate_radius(prob, thr) or 1.0, 1.0)
     # two columns closer than this many radii are one (the model card may set it)
     sep = float(det.get("min_separation_radii", _MIN_SEPARATION_RADII))
     # candidates down to the detector's own floor; the model's min_score is applied to the final
     # scores, exactly as it was tuned (atomseg.train.tune)
-    floor = min(0.3, min_score)
-    if radius is None:
-        from atomseg.detect.hough import _estimate_radius
-
-        radius = _estimate_radius(prob, thr)
-        if radius is None:  # nothing segmented
-            radius = 1.0
-        radius = max(radius, 1.0)  # columns under 1 px (coarse uncalibrated image)
     table = detect_columns(
         prob,
         radius_px=radius,
         threshold=thr,
         image=resampled,
-        min_score=floor,
+        min_score=min(0.3, min_score),
         min_distance_px=sep * radius,
     )
     table = table[table["score"] >= min_score].reset_index(drop=True)

@@ -25,23 +25,26 @@ def library_columns(library, index: int, *, labelled: bool = True) -> np.ndarray
     ...
     FileNotFoundError: ...
     """
+    cols, is_labelled = _read_columns(library, index)
+    cols = cols[is_labelled == labelled]
+    return np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
+
+
+def _read_columns(library, index: int):
+    """The columns with at least one atom of one library image, and whether each is labelled."""
+    import json
     import os
 
     if not os.path.isfile(library):
         raise FileNotFoundError(f"library not found: {library}")
-    import json
-
     with h5py.File(library, "r") as f:
         a, b = f["column_offsets"][index : index + 2]
         cols = f["columns"][a:b]
         min_z = json.loads(f.attrs.get("config", "{}")).get("label_min_z", 1)
+    cols = cols[cols["n_atoms"] >= 1]
     if "labelled" in (cols.dtype.names or ()):
-        is_labelled = cols["labelled"].astype(bool)
-    else:  # library format 1
-        is_labelled = cols["z"] >= min_z
-    keep = (cols["n_atoms"] >= 1) & (is_labelled == labelled)
-    cols = cols[keep]
-    return np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
+        return cols, cols["labelled"].astype(bool)
+    return cols, cols["z"] >= min_z  # library format 1
 
 
 def tune_detection(
@@ -84,15 +87,18 @@ def tune_detection(
     for i in indices:
         image = data["raw_images"][i] if "raw_images" in data else data["images"][i]
         px = float(data["pixel_size_angstrom"][i])
-        true = library_columns(library, int(i))
-        other = library_columns(library, int(i), labelled=False)
+        cols, is_labelled = _read_columns(library, int(i))  # one read for truth and ignored
+        pos = np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
+        true, other = pos[is_labelled], pos[~is_labelled]
         if len(true) < 2:
             continue
-        f, resampled, x, _ = _prepare(image, px, model)
+        f, resampled, x, p_net = _prepare(image, px, model)
         prob = _probabilities(model, x[None])[0]
         tol = 0.3 * nearest_neighbour_distance(true)
         for t in thresholds:
-            table = _detect(prob, resampled, image, f, model, px, t, min_score=min(min_scores))
+            table = _detect(
+                prob, resampled, image, f, model, px, t, min_score=min(min_scores), p_net=p_net
+            )
             for m in min_scores:
                 pred = table.loc[table["score"] >= m, ["row", "col"]].to_numpy(float)
                 r = match_positions(pred, true, max_distance_px=tol, ignore=other)

@@ -150,7 +150,9 @@ class WedgeModel:
             x = torch.from_numpy(blocks).unsqueeze(1).to(self.device)
             x = x.contiguous(memory_format=torch.channels_last_3d)
             y = self.network(x, cond.to(self.device))
-            if self.nonnegative if nonnegative is None else nonnegative:
+            if nonnegative is None:
+                nonnegative = self.nonnegative
+            if nonnegative:
                 y = y.clamp_min(0)
         return np.ascontiguousarray(y[:, 0].float().cpu().numpy())
 
