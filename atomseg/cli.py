@@ -41,8 +41,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         width=args.width,
         seed=args.seed,
+        learning_rate=args.learning_rate,
         resume=not args.no_resume,
         device=args.device,
+        init=args.init,
     )
     return 0
 
@@ -102,9 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20000, help="optimiser steps (default 20000)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--width", type=int, default=16, help="channels of the first U-net level")
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="peak (default 2e-3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     p.add_argument("--no-resume", action="store_true", help="start afresh, ignore checkpoints")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="fine-tune: start from this model's weights (name or folder)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("detect", help="find atomic columns in images (CSV + optional overlay PNG)")

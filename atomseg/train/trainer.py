@@ -129,6 +129,7 @@ def train(
     val_fraction: float = 0.05,
     max_images: int | None = None,
     name: str | None = None,
+    init: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Path:
     """Train the U-net on a library and write the model folder.
@@ -145,6 +146,10 @@ def train(
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     val_fraction : float
         Fraction of the library held out to tune the detection thresholds.
+    init : str or path, optional
+        Start from this model's weights (a shipped name or a model folder) instead of a random
+        initialisation: fine-tuning, e.g. on a library closer to one's own images. Its width
+        and number of levels are used; a smaller ``learning_rate`` (such as 5e-4) suits it.
 
     Returns
     -------
@@ -176,7 +181,16 @@ def train(
     ckpt_path = output / "checkpoint.pt"
     dev = _resolve_device(device)
     torch.manual_seed(seed)
+    init_info = None
+    if init is not None:
+        from atomseg.models import load_model
+
+        start = load_model(init, device="cpu")
+        width, levels = start.network.width, start.network.levels
+        init_info = {"model": str(init), "sha256": start.config.get("sha256")}
     net = UNet(width=width, levels=levels).to(dev)
+    if init_info is not None and not (resume and ckpt_path.is_file()):
+        net.load_state_dict(start.network.state_dict())
     net = net.to(memory_format=torch.channels_last)  # faster convolutions on CPU
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -259,9 +273,13 @@ def train(
             "seconds_this_run": round(time.perf_counter() - t0, 1),
             "loss_history": history,
             "command": f"atomseg train {library} -o {output} --steps {n_steps} "
-            f"--batch-size {batch_size} --width {width} --seed {seed}",
+            f"--batch-size {batch_size} --width {width} --seed {seed}"
+            + (f" --learning-rate {learning_rate:g}" if learning_rate != 2e-3 else "")
+            + (f" --init {init}" if init is not None else ""),
         },
     }
+    if init_info is not None:
+        config["training"]["init"] = init_info
     from atomseg.train.tune import tune_detection
 
     with h5py.File(library, "r") as f:  # tuning runs the full pipeline on the raw images

@@ -70,3 +70,26 @@ def test_every_shipped_model_passes_sha256_and_runs(name):
     prob = model.predict(np.zeros((1, 32, 32), np.float32))
     assert prob.shape == (1, 32, 32)
     assert name in list_models()
+
+
+def test_fine_tuning_starts_from_the_given_model(library, tmp_path):
+    base = train(library, tmp_path / "base", n_steps=2, **KW)
+    kw = dict(KW, width=8, levels=2)  # the initial model's architecture wins
+    tuned = train(library, tmp_path / "tuned", n_steps=1, learning_rate=1e-9, init=base, **kw)
+    fresh = train(library, tmp_path / "fresh", n_steps=1, learning_rate=1e-9, **KW)
+    a = load_model(base, device="cpu")
+    b = load_model(tuned, device="cpu")
+    c = load_model(fresh, device="cpu")
+    assert (b.network.width, b.network.levels) == (4, 3)
+    assert b.config["training"]["init"]["sha256"] == a.config["sha256"]
+    assert "--init" in b.config["training"]["command"]
+    # parameters, not the batch-norm running statistics (a training step moves those at any rate)
+    sa, sb, sc = (dict(m.network.named_parameters()) for m in (a, b, c))
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], atol=1e-6, rtol=0)
+    assert any(not torch.allclose(sa[k], sc[k]) for k in sa)
+
+
+def test_fine_tuning_from_an_unknown_model_is_named(library, tmp_path):
+    with pytest.raises(KeyError, match="no-such-model"):
+        train(library, tmp_path / "m", n_steps=1, init="no-such-model", **KW)
