@@ -50,7 +50,8 @@ def test_models_are_listed(capsys):
     assert "columns-v1" in capsys.readouterr().out
     assert tomocnn_main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "wedge-v1" in out and "wedge-v2 " in out.replace("\t", " ")
+    assert "wedge-v1" in out and "wedge-v2" in out
+    assert "wedge-v3 " in out.replace("\t", " ") and "(default)" in out
 
 
 def test_tomocnn_denoise_errors_are_clean(tmp_path, capsys):

@@ -106,12 +106,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_recon_options(p: argparse.ArgumentParser) -> None:
+def _add_recon_options(p: argparse.ArgumentParser, default="sirt") -> None:
     p.add_argument(
         "--algorithm",
-        default="sirt",
+        default=default,
         choices=["sirt", "fbp", "sart", "cgls", "mlem"],
-        help="reconstruction algorithm (default sirt)",
+        help="reconstruction algorithm (default "
+        + (default or "the model's recommended input, e.g. mlem for wedge-v3")
+        + ")",
     )
     p.add_argument("--n-iter", type=int, default=None, help="iterations (default per algorithm)")
     p.add_argument("--center", type=float, default=None, help="rotation centre in pixels")
@@ -201,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pipeline", help="reconstruct a tilt series, then remove the wedge")
     p.add_argument("input", help="tilt series: Data Exchange HDF5")
     p.add_argument("-o", "--output", required=True, help="output HDF5 volume")
-    _add_recon_options(p)
+    _add_recon_options(p, default=None)
     p.add_argument("--model", default="default")
     p.add_argument(
         "--signed", action="store_true", help="values may be negative: do not clip at zero"

@@ -1,8 +1,9 @@
 """Remove the missing wedge from a simulated ±60° nanoparticle tomogram.
 
 The same steps as a user's script around TomoPy: a tilt series, a reconstruction (here the
-built-in SIRT; ``tomopy.recon`` works the same), then ``tomocnn.remove_wedge``. Saves a
-before/after orthoslice figure and prints PSNR/SSIM against the truth.
+built-in SIRT, and MLEM, the default model's recommended input; ``tomopy.recon`` works the
+same), then ``tomocnn.remove_wedge``. Saves a before/after orthoslice figure and prints
+PSNR/SSIM against the truth.
 
     python examples/tomocnn/plot_wedge_removal.py [--out tomocnn_wedge_removal.png]
 """

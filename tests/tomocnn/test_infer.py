@@ -497,6 +497,22 @@ def test_pipeline_file(model, tmp_path):
         pipeline_file(tmp_path / "tilts.h5", tmp_path / "tilts.h5", model=model, progress=False)
 
 
+def test_pipeline_defaults_to_the_model_cards_recommended_reconstruction(tmp_path):
+    from tomocnn.infer import default_algorithm
+    from tomocnn.io import write_dataexchange
+
+    card = {"name": "mlem-fed", "supported": {"recommended_algorithm": "mlem"}}
+    fed = WedgeModel(_network(), card)
+    assert default_algorithm(fed) == "mlem"
+    assert default_algorithm(fed, nonnegative=False) == "sirt"  # MLEM needs non-negative data
+    assert default_algorithm(WedgeModel(_network(), {"name": "plain"})) == "sirt"
+    proj = np.random.default_rng(0).random((41, 2, 16)).astype(np.float32)
+    write_dataexchange(tmp_path / "tilts.h5", proj, THETA)
+    out = pipeline_file(tmp_path / "tilts.h5", tmp_path / "v.h5", model=fed, progress=False)
+    with h5py.File(out) as f:
+        assert f["/exchange/data"].attrs["reconstruction"] == "mlem"
+
+
 @pytest.mark.gpu
 def test_gpu_equals_cpu(model):
     vol = _volume()
@@ -520,3 +536,17 @@ def test_nonnegative_clips_inside_the_field_of_view_only():
     # the argument overrides the model card either way
     assert np.allclose(remove_wedge(vol, theta, model=clipped, nonnegative=False), a, atol=1e-6)
     assert (remove_wedge(vol, theta, model=signed, nonnegative=True)[inside] >= 0).all()
+
+
+def test_correction_fades_out_beyond_the_trained_ranges():
+    card = {"name": "ranged", "supported": {"trained_max_tilt_deg": [40.0, 80.0]}}
+    ranged = WedgeModel(_network(), card)
+    plain = WedgeModel(_network(), {"name": "plain"})
+    x = np.random.default_rng(3).random((1, 8, 8, 8)).astype(np.float32)
+    inside = ranged.predict(x, tilt_range_deg=(-70, 70), nonnegative=False)
+    np.testing.assert_allclose(inside, plain.predict(x, tilt_range_deg=(-70, 70)), atol=1e-6)
+    full = ranged.predict(x, tilt_range_deg=(-90, 90), nonnegative=False)
+    np.testing.assert_allclose(full, x, atol=1e-6)  # no wedge left: the input comes back
+    half = ranged.predict(x, tilt_range_deg=(-85, 85), nonnegative=False)
+    at_80 = ranged.predict(x, tilt_range_deg=(-80, 80), nonnegative=False)
+    np.testing.assert_allclose(half, x + 0.5 * (at_80 - x), atol=1e-5)

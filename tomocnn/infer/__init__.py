@@ -11,10 +11,11 @@ intensity units out, voxels outside the circular field of view passed through. V
 - Dask: a dask array gives a lazy dask array (``map_overlap``) that runs under a
   ``distributed.Client`` and equals the in-memory result.
 - Files: :func:`denoise_file` (``tomocnn denoise``) and :func:`pipeline_file`
-  (``tomocnn pipeline``: reconstruction, then wedge removal) write HDF5 atomically.
+  (``tomocnn pipeline``: reconstruction, then wedge removal) write HDF5 atomically;
+  :func:`default_algorithm` names the reconstruction a model works best after.
 """
 
-from tomocnn.infer.files import denoise_file, pipeline_file
+from tomocnn.infer.files import default_algorithm, denoise_file, pipeline_file
 from tomocnn.infer.wedge import remove_wedge
 
-__all__ = ["remove_wedge", "denoise_file", "pipeline_file"]
+__all__ = ["remove_wedge", "denoise_file", "pipeline_file", "default_algorithm"]

@@ -20,7 +20,7 @@ from tomocnn.infer.wedge import (
     remove_wedge,
 )
 
-__all__ = ["denoise_file", "pipeline_file"]
+__all__ = ["denoise_file", "pipeline_file", "default_algorithm"]
 
 _OUT_DATASET = "/exchange/data"
 
@@ -138,7 +138,7 @@ def pipeline_file(
     input: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    algorithm: str = "sirt",
+    algorithm: str | None = None,
     n_iter: int | None = None,
     center: float | None = None,
     model="default",
@@ -155,7 +155,12 @@ def pipeline_file(
     output : str or path-like
         Output HDF5 file (volume at ``/exchange/data``, float32), written atomically; it must not
         be the input.
-    algorithm, n_iter, center
+    algorithm : str, optional
+        Reconstruction algorithm; default: the one the model card recommends as its input
+        (``supported.recommended_algorithm``, chosen from the benchmark), else ``"sirt"``.
+        With ``nonnegative=False`` (signed volumes) the default is ``"sirt"``, since MLEM
+        assumes non-negative data.
+    n_iter, center
         Passed to :func:`tomocnn.recon.reconstruct`.
     model : str, path or WedgeModel
         As for :func:`remove_wedge`.
@@ -197,6 +202,8 @@ def pipeline_file(
     from tomocnn.recon import reconstruct
 
     wm = _get_model(model)
+    if algorithm is None:
+        algorithm = default_algorithm(wm, nonnegative=nonnegative)
     projections, theta = io.read_tilt_series(input)
     tilt = _tilt_range(theta, None)
     _check_supported(wm, tilt)
@@ -221,6 +228,25 @@ def pipeline_file(
             np.asarray(rec), theta, model=wm, out=dset, progress=progress, nonnegative=nonnegative
         )
     return Path(output)
+
+
+def default_algorithm(model="default", *, nonnegative: bool | None = None) -> str:
+    """Return the reconstruction algorithm a model works best after (its card's recommendation).
+
+    ``supported.recommended_algorithm`` in ``model.json`` (set when the model was published,
+    from the wedge benchmark), else ``"sirt"``; ``"sirt"`` as well for signed volumes
+    (``nonnegative=False``), since MLEM assumes non-negative data.
+
+    Examples
+    --------
+    >>> from tomocnn.models import WedgeModel, WedgeNet3D
+    >>> default_algorithm(WedgeModel(WedgeNet3D(width=4, levels=2), {"name": "untrained"}))
+    'sirt'
+    """
+    wm = _get_model(model)
+    if nonnegative is False:
+        return "sirt"
+    return str(wm.config.get("supported", {}).get("recommended_algorithm", "sirt"))
 
 
 def _attrs(model, tilt, version: str, *, source: str) -> dict:

@@ -31,10 +31,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "wedge-v2"
+DEFAULT_MODEL = "wedge-v3"
 
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
 _SHIPPED: dict[str, str] = {
+    "wedge-v3": "78acc4ccb79613e75d40cd4e8f25819e891bd925f33931fae39b72fdcd8b379a",
     "wedge-v2": "8f8620370a8145e62b1933a0fd16eda828c025699af0f7fc5e45b4340d5daaa7",
     "wedge-v1": "76e92dc55b8aa92ffeb59e10cd4f5ae07f6a31a194f4fca349093735c09aea8c",
 }
@@ -125,6 +126,31 @@ class WedgeModel:
         a, b = (float(v) for v in trained)
         return -min(max(-lo, a), b), min(max(hi, a), b)
 
+    def correction_weight(self, tilt_range_deg: tuple[float, float]) -> float:
+        """How much of the learned correction is applied for a tilt range (1 = all of it).
+
+        1 within the trained ranges; beyond the widest trained range it fades linearly to 0 at
+        full range (a half-span of 90°), where there is no wedge left: the network is never
+        asked to extrapolate a correction to ranges it did not see (measured: without the fade,
+        ``wedge-v3`` made an MLEM input 0.5 dB worse at ±89°).
+
+        Examples
+        --------
+        >>> from tomocnn.models.network import WedgeNet3D
+        >>> card = {"supported": {"trained_max_tilt_deg": [40.0, 80.0]}}
+        >>> m = WedgeModel(WedgeNet3D(width=4, levels=2), card)
+        >>> m.correction_weight((-60, 60)), m.correction_weight((-85, 85))
+        (1.0, 0.5)
+        """
+        trained = (self.config.get("supported") or {}).get("trained_max_tilt_deg")
+        if not trained:
+            return 1.0
+        top = float(trained[1])
+        half_span = (float(tilt_range_deg[1]) - float(tilt_range_deg[0])) / 2.0
+        if half_span <= top or top >= 90.0:
+            return 1.0
+        return float(np.clip((90.0 - half_span) / (90.0 - top), 0.0, 1.0))
+
     def predict(
         self,
         blocks: np.ndarray,
@@ -134,7 +160,9 @@ class WedgeModel:
     ) -> np.ndarray:
         """Run the network on normalised blocks of shape (B, D, H, W); returns the same shape.
 
-        ``nonnegative`` (default: the model's setting) clips the output at zero.
+        ``nonnegative`` (default: the model's setting) clips the network's output at zero.
+        Beyond the trained tilt ranges the result is faded towards the input
+        (:meth:`correction_weight`), the clipping with it.
         """
         import torch
 
@@ -154,6 +182,9 @@ class WedgeModel:
                 nonnegative = self.nonnegative
             if nonnegative:
                 y = y.clamp_min(0)
+            w = self.correction_weight(tilt_range_deg)
+            if w < 1.0:  # beyond the trained ranges: fade to the input, clipping included
+                y = x + w * (y - x)
         return np.ascontiguousarray(y[:, 0].float().cpu().numpy())
 
 
