@@ -144,7 +144,7 @@ def run_demo(
     if figure:
         title = ", ".join(f"{k} {v['psnr_db']} dB" for k, v in results.items())
         save_orthoslices(
-            {"truth": truth, **recs, "CNN": clean},
+            {"truth": truth, **recs, f"CNN({algorithm.upper()})": clean},
             figure,
             title=f"±{max_tilt_deg:g}°: {title}",
         )
