@@ -105,6 +105,22 @@ def test_missing_dataset_lists_what_the_file_holds(tmp_path):
         read_tilt_series(path2)
 
 
+def test_read_theta_reads_only_the_angles(tmp_path):
+    from tomocnn.io import read_theta
+
+    path = tmp_path / "t.h5"
+    _write_raw(path, data=np.zeros((3, 2, 2)), theta=np.array([-60.0, 0.0, 60.0]))
+    np.testing.assert_allclose(read_theta(path), np.deg2rad([-60.0, 0.0, 60.0]))
+    _write_raw(tmp_path / "one.h5", theta=np.zeros(1))
+    with pytest.raises(ValueError, match="at least two angles"):
+        read_theta(tmp_path / "one.h5")
+    _write_raw(tmp_path / "none.h5", data=np.zeros((3, 2, 2)))
+    with pytest.raises(KeyError, match="/exchange/theta"):
+        read_theta(tmp_path / "none.h5")
+    with pytest.raises(FileNotFoundError):
+        read_theta(tmp_path / "missing.h5")
+
+
 def test_theta_length_must_match_projections(tmp_path):
     path = tmp_path / "bad.h5"
     _write_raw(path, data=np.zeros((3, 2, 2)), theta=np.zeros(4))

@@ -101,7 +101,7 @@ def denoise_file(
     if (theta_file is None) == (tilt_range_deg is None):
         raise ValueError("give exactly one of theta_file (Data Exchange angles) or tilt_range_deg")
     if theta_file is not None:
-        theta_deg = _read_theta_deg(theta_file)
+        theta_deg = np.rad2deg(io.read_theta(theta_file))
         tilt = _tilt_range(None, (theta_deg.min(), theta_deg.max()))
     else:
         tilt = _tilt_range(None, tilt_range_deg)
@@ -268,36 +268,3 @@ def _copy_attrs(volume) -> dict:
         if isinstance(value, str | bytes | int | float | np.generic | np.ndarray):
             out[key] = value
     return out
-
-
-def _read_theta_deg(path: str | os.PathLike) -> np.ndarray:
-    """Tilt angles in degrees from a Data Exchange file's ``/exchange/theta`` (units honoured)."""
-    import h5py
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"theta file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
-        dset = f.get("/exchange/theta")
-        if not isinstance(dset, h5py.Dataset):
-            raise KeyError(f"{path}: no /exchange/theta dataset (the tilt angles, degrees)")
-        theta = np.asarray(dset[()], dtype=np.float64)
-        units = dset.attrs.get("units", "degrees")
-    units = (units.decode() if isinstance(units, bytes) else str(units)).strip().lower()
-    if theta.ndim == 2 and 1 in theta.shape:
-        theta = theta.reshape(-1)
-    if theta.ndim != 1 or theta.size < 2:
-        raise ValueError(
-            f"{path}:/exchange/theta must be 1-D with at least two angles, got shape {theta.shape}"
-        )
-    if not np.isfinite(theta).all():
-        raise ValueError(f"{path}:/exchange/theta holds NaN or inf values")
-    if units in ("rad", "rads", "radian", "radians"):
-        return np.rad2deg(theta)
-    if units not in ("deg", "degree", "degrees", ""):
-        raise ValueError(f"{path}:/exchange/theta has units {units!r}; expected degrees")
-    return theta

@@ -1,11 +1,11 @@
 """Reading and writing tilt series and volumes: Data Exchange HDF5, .npy, TIFF and MRC.
 
 Tilt series
-    :func:`read_tilt_series` and :func:`write_dataexchange` use the Data Exchange layout
-    (``/exchange/data``, ``/exchange/data_white``, ``/exchange/data_dark``, ``/exchange/theta``)
-    that TomoPy and dxchange read. Angles are in **degrees in files** and in **radians in
-    Python**; they are converted only here. Projections are ``(n_angles, n_rows, n_cols)``
-    float32 with rows along the tilt axis.
+    :func:`read_tilt_series`, :func:`read_theta` and :func:`write_dataexchange` use the Data
+    Exchange layout (``/exchange/data``, ``/exchange/data_white``, ``/exchange/data_dark``,
+    ``/exchange/theta``) that TomoPy and dxchange read. Angles are in **degrees in files** and
+    in **radians in Python**; they are converted only here. Projections are
+    ``(n_angles, n_rows, n_cols)`` float32 with rows along the tilt axis.
 
 Volumes and other arrays
     A file is named by a *spec*: a path, or ``"file.h5:/group/dataset"``. :func:`open_array`
@@ -23,7 +23,7 @@ Supported extensions: ``.h5 .hdf5 .hdf .nxs`` (HDF5), ``.npy``, ``.tif .tiff``,
 ``.mrc .rec .st .ali .map`` (MRC).
 """
 
-from tomocnn.io.dataexchange import read_tilt_series, write_dataexchange
+from tomocnn.io.dataexchange import read_theta, read_tilt_series, write_dataexchange
 from tomocnn.io.volumes import (
     atomic_output,
     open_array,
@@ -35,6 +35,7 @@ from tomocnn.io.volumes import (
 
 __all__ = [
     "read_tilt_series",
+    "read_theta",
     "write_dataexchange",
     "open_array",
     "opened",

@@ -259,6 +259,48 @@ def write_dataexchange(
         f[_THETA].attrs["units"] = "degrees"
 
 
+def read_theta(path: str | os.PathLike) -> np.ndarray:
+    """Read only the tilt angles of a Data Exchange file, in radians.
+
+    ``/exchange/theta`` in degrees (a ``units`` attribute saying radians is honoured), as
+    :func:`read_tilt_series` reads it, without loading the projections: for ``tomocnn denoise
+    --theta TILTS.h5``, where the reconstruction is in another file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Data Exchange HDF5 file.
+
+    Returns
+    -------
+    ndarray, shape (n_angles,), float64, radians
+
+    Raises
+    ------
+    FileNotFoundError, KeyError, ValueError
+        Missing file, missing ``/exchange/theta``, fewer than two angles, NaN, unknown units.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from tomocnn.io import read_theta, write_dataexchange
+    >>> path = os.path.join(tempfile.mkdtemp(), "tilt.h5")
+    >>> write_dataexchange(path, np.ones((3, 2, 4)), np.deg2rad([-60.0, 0.0, 60.0]))
+    >>> np.rad2deg(read_theta(path))
+    array([-60.,   0.,  60.])
+    """
+    path, dataset = split_spec(path)
+    if dataset is not None:
+        raise ValueError(
+            f"read_theta reads {_THETA} of a whole file; pass {path} without ':{dataset}'"
+        )
+    _require_hdf5(path)
+    check_input_file(path)
+    with _open_h5(path) as f:
+        return _read_theta(f, path, n_angles=None)
+
+
 def _require_hdf5(path) -> None:
     if file_kind(path) != "hdf5":
         raise ValueError(
@@ -285,12 +327,14 @@ def _get_dataset(f, name: str, path):
     return obj
 
 
-def _read_theta(f, path, *, n_angles: int) -> np.ndarray:
+def _read_theta(f, path, *, n_angles: int | None) -> np.ndarray:
     dset = _get_dataset(f, _THETA, path)
     if dset.ndim != 1 and not (dset.ndim == 2 and 1 in dset.shape):  # (n, 1) is accepted
         raise ValueError(f"{path}:{_THETA} must be 1-D, got shape {dset.shape}")
     theta = np.asarray(dset[()], dtype=np.float64).reshape(-1)
-    if theta.shape[0] != n_angles:
+    if n_angles is None and theta.shape[0] < 2:
+        raise ValueError(f"{path}:{_THETA} must hold at least two angles, got {theta.shape[0]}")
+    if n_angles is not None and theta.shape[0] != n_angles:
         raise ValueError(
             f"{path}: {_THETA} has {theta.shape[0]} angles but {_DATA} has {n_angles} projections"
         )
