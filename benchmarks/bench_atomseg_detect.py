@@ -88,8 +88,8 @@ def _draw_case(scenario, rng):
     return kw
 
 
-def _summary(ms, pixel_sizes, jitters=None, px_max=None, undistorted=False):
-    jitters = [0.0] * len(ms) if jitters is None else jitters
+def _summary(ms, pixel_sizes, jitters, px_max=None, undistorted=False):
+    """(precision, recall, F1, RMSE pm, images) pooled over the images kept by the filters."""
     keep = [
         m
         for m, p, j in zip(ms, pixel_sizes, jitters)
@@ -103,7 +103,7 @@ def _summary(ms, pixel_sizes, jitters=None, px_max=None, undistorted=False):
     f1 = 2 * prec * rec / max(prec + rec, 1e-12)
     sq = [m["rmse_pm"] ** 2 * m["tp"] for m in keep if m["tp"]]
     rmse = float(np.sqrt(sum(sq) / max(tp, 1)))
-    return prec, rec, f1, rmse
+    return prec, rec, f1, rmse, len(keep)
 
 
 def main(argv=None):
@@ -182,16 +182,15 @@ def main(argv=None):
         for m in methods:
             if not res[m][0]:
                 continue
-            p, r, f1, rmse = _summary(*res[m])
+            p, r, f1, rmse, _ = _summary(*res[m])
             n_img = len(res[m][0])
             print(f"| {dose:.0e} | {m} | {p:.3f} | {r:.3f} | {f1:.3f} | {rmse:.1f} | {n_img} |")
             if dose == 1e4:
                 at_1e4[m] = res[m]
     for m in methods:
         if at_1e4[m][0]:
-            _, _, f1, rmse = _summary(*at_1e4[m], px_max=0.2)
-            _, _, f1_u, rmse_u = _summary(*at_1e4[m], px_max=0.2, undistorted=True)
-            n_u = sum(1 for p, j in zip(*at_1e4[m][1:]) if p <= 0.2 and j == 0)
+            _, _, f1, rmse, _ = _summary(*at_1e4[m], px_max=0.2)
+            _, _, f1_u, rmse_u, n_u = _summary(*at_1e4[m], px_max=0.2, undistorted=True)
             print(
                 f"1e4, pixel size ≤ 0.2 Å: {m}: F1 {f1:.3f}, RMSE {rmse:.1f} pm; "
                 f"without scan distortion ({n_u} images): F1 {f1_u:.3f}, RMSE {rmse_u:.1f} pm"

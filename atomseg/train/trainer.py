@@ -273,9 +273,8 @@ def train(
             "seconds_this_run": round(time.perf_counter() - t0, 1),
             "loss_history": history,
             "command": f"atomseg train {library} -o {output} --steps {n_steps} "
-            f"--batch-size {batch_size} --width {width} --seed {seed}"
-            + (f" --learning-rate {learning_rate:g}" if learning_rate != 2e-3 else "")
-            + (f" --init {init}" if init is not None else ""),
+            f"--batch-size {batch_size} --width {width} --seed {seed} "
+            f"--learning-rate {learning_rate:g}" + (f" --init {init}" if init is not None else ""),
         },
     }
     if init_info is not None:

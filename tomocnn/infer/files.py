@@ -243,10 +243,10 @@ def default_algorithm(model="default", *, nonnegative: bool | None = None) -> st
     >>> default_algorithm(WedgeModel(WedgeNet3D(width=4, levels=2), {"name": "untrained"}))
     'sirt'
     """
-    wm = _get_model(model)
     if nonnegative is False:
         return "sirt"
-    return str(wm.config.get("supported", {}).get("recommended_algorithm", "sirt"))
+    card = _get_model(model).config
+    return str(card.get("supported", {}).get("recommended_algorithm", "sirt"))
 
 
 def _attrs(model, tilt, version: str, *, source: str) -> dict:

@@ -104,15 +104,8 @@ def read_tilt_series(
     >>> np.rad2deg(theta)
     array([-60.,   0.,  60.])
     """
-    path, dataset = split_spec(path)
-    if dataset is not None:
-        raise ValueError(
-            f"read_tilt_series reads the Data Exchange layout of a whole file; pass {path} "
-            f"without ':{dataset}'"
-        )
-    _require_hdf5(path)
-    check_input_file(path)
-    with _open_h5(path) as f:
+    path, f = _open_whole_file(path, "read_tilt_series")
+    with f:
         data = _get_dataset(f, _DATA, path)
         if data.ndim != 3:
             raise ValueError(
@@ -290,15 +283,22 @@ def read_theta(path: str | os.PathLike) -> np.ndarray:
     >>> np.rad2deg(read_theta(path))
     array([-60.,   0.,  60.])
     """
-    path, dataset = split_spec(path)
+    path, f = _open_whole_file(path, "read_theta")
+    with f:
+        return _read_theta(f, path, n_angles=None)
+
+
+def _open_whole_file(spec, reader: str):
+    """(path, open h5py.File) of a Data Exchange file, named as a whole (no ``:/dataset``)."""
+    path, dataset = split_spec(spec)
     if dataset is not None:
         raise ValueError(
-            f"read_theta reads {_THETA} of a whole file; pass {path} without ':{dataset}'"
+            f"{reader} reads the Data Exchange layout of a whole file; pass {path} "
+            f"without ':{dataset}'"
         )
     _require_hdf5(path)
     check_input_file(path)
-    with _open_h5(path) as f:
-        return _read_theta(f, path, n_angles=None)
+    return path, _open_h5(path)
 
 
 def _require_hdf5(path) -> None:

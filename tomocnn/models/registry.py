@@ -119,12 +119,17 @@ class WedgeModel:
 
     def _clamp(self, tilt_range_deg: tuple[float, float]) -> tuple[float, float]:
         """Clamp the end angles to those seen in training (no extrapolation of the condition)."""
-        trained = (self.config.get("supported") or {}).get("trained_max_tilt_deg")
         lo, hi = (float(v) for v in tilt_range_deg)
-        if not trained:
+        trained = self._trained_max_tilt()
+        if trained is None:
             return lo, hi
-        a, b = (float(v) for v in trained)
+        a, b = trained
         return -min(max(-lo, a), b), min(max(hi, a), b)
+
+    def _trained_max_tilt(self) -> tuple[float, float] | None:
+        """The (smallest, largest) maximum tilt seen in training, from the model card."""
+        trained = (self.config.get("supported") or {}).get("trained_max_tilt_deg")
+        return (float(trained[0]), float(trained[1])) if trained else None
 
     def correction_weight(self, tilt_range_deg: tuple[float, float]) -> float:
         """How much of the learned correction is applied for a tilt range (1 = all of it).
@@ -142,10 +147,10 @@ class WedgeModel:
         >>> m.correction_weight((-60, 60)), m.correction_weight((-85, 85))
         (1.0, 0.5)
         """
-        trained = (self.config.get("supported") or {}).get("trained_max_tilt_deg")
-        if not trained:
+        trained = self._trained_max_tilt()
+        if trained is None:
             return 1.0
-        top = float(trained[1])
+        top = trained[1]
         half_span = (float(tilt_range_deg[1]) - float(tilt_range_deg[0])) / 2.0
         if half_span <= top or top >= 90.0:
             return 1.0
