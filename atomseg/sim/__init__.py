@@ -6,8 +6,14 @@ wurtzite, rocksalt, perovskite, fluorite, spinel, rutile, layered/2D) along low-
 pixel sizes from 0.05 to 0.5 Å, aberration-corrected and uncorrected probes, faceted particles
 with thin edges in vacuum or on amorphous supports, wedges, steps, interfaces, grain boundaries
 and twins, vacancies, backgrounds, doses from 1e2 to 1e6 e/Å², scan distortions and 8-bit
-exports. Every image comes with its columns (position, Z, atom count), disc and Gaussian label
-maps and every parameter needed to re-make it.
+exports. Every image comes with its columns (position, Z, atom count, signal-to-noise ratio at
+the image's dose), disc and Gaussian label maps and every parameter needed to re-make it.
+
+What a finder is asked to find: columns with an atom of Z >= ``label_min_z`` that are resolved
+from their neighbours and *detectable* at the image's dose, their own contrast standing out of
+the noise with an ideal-observer SNR of at least ``label_min_snr`` (5, Rose's criterion).
+Resolved columns too weak for the dose are "don't care" (2 in the mask): a 1e2 e/Å² image of a
+light lattice carries a handful of detected electrons per column, which no method can find.
 
 The image model is a fast linear (incoherent) approximation, column cross-sections ~ Z^n with a
 saturating thickness dependence convolved with an aberrated probe; it has no dynamical

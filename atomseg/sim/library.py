@@ -4,19 +4,21 @@
 :mod:`atomseg.sim.params`) and renders it (:mod:`atomseg.sim.imaging`); :func:`write_library`
 streams many of them into an HDF5 file, in parallel and resumably.
 
-HDF5 library layout (``format_version`` 2)
+HDF5 library layout (``format_version`` 3)
 ------------------------------------------
 =========================== ======================================================================
 ``/images``                 (N, H, W) float32, chunks (1, H, W), lzf + shuffle (h5py's fast
                             filter): the images in detector counts (0-255 for 8-bit exports)
 ``/masks``                  (N, H, W) uint8, same chunking: 1 inside the disc of each labelled
-                            column
+                            and detectable column, 2 ("don't care") inside the disc of each
+                            labelled column too weak to detect at the image's dose
 ``/gaussians``              (N, H, W) float16, same chunking: max of unit-peak Gaussians
 ``/pixel_size_angstrom``    (N,) float32
 ``/dose_e_per_A2``          (N,) float32
 ``/columns``                (M,) compound ``image`` int32, ``row`` float32, ``col`` float32,
-                            ``z`` int16, ``n_atoms`` int16, ``labelled`` uint8 (1: in the label
-                            maps, i.e. heavy enough and resolved): every column with >= 1 atom
+                            ``z`` int16, ``n_atoms`` int16, ``labelled`` uint8 (1: heavy enough
+                            and resolved), ``snr`` float32 (ideal-observer signal-to-noise
+                            ratio at the image's dose; format 3): every column with >= 1 atom
                             whose centre lies in its image, all images concatenated in order
 ``/column_offsets``         (N + 1,) int64: image ``i`` owns ``columns[offsets[i]:offsets[i+1]]``
 ``/params``                 (N,) variable-length UTF-8 JSON: every generator parameter and the
@@ -80,7 +82,7 @@ __all__ = [
     "save_sample_grid",
 ]
 
-FORMAT_VERSION = 2  # 2: /columns has ``labelled``
+FORMAT_VERSION = 3  # 2: /columns has ``labelled``; 3: and ``snr``
 _SYMBOLS = {v: k for k, v in ELEMENTS.items()}
 _COLUMN_DTYPE = np.dtype(
     [
@@ -90,6 +92,7 @@ _COLUMN_DTYPE = np.dtype(
         ("z", "<i2"),
         ("n_atoms", "<i2"),
         ("labelled", "u1"),
+        ("snr", "<f4"),
     ]
 )
 
@@ -105,13 +108,16 @@ class Sample:
     columns : pandas.DataFrame
         One row per column with at least one atom whose centre lies in the image: ``row``,
         ``col`` (pixels, sub-pixel), ``z`` (heaviest element present), ``n_atoms`` and
-        ``species`` (symbol of ``z``) and ``labelled`` (True where the label maps mark the
-        column: ``z >= label_min_z`` and resolved, see ``label_min_separation_px``).
+        ``species`` (symbol of ``z``), ``labelled`` (``z >= label_min_z`` and resolved, see
+        ``label_min_separation_px``), ``snr`` (the ideal-observer signal-to-noise ratio of the
+        column's own signal at the image's dose, see :func:`column_snr`) and ``detectable``
+        (labelled and ``snr >= label_min_snr``): the columns a finder is asked to find.
     mask : ndarray, shape (H, W), uint8
-        1 inside a disc of radius ``params["label_disc_radius_px"]`` around every labelled
-        column (``z >= label_min_z``), columns just outside the image included.
+        1 inside a disc of radius ``params["label_disc_radius_px"]`` around every detectable
+        column, 2 ("don't care") around labelled columns too weak to detect, 0 elsewhere;
+        columns just outside the image included.
     gaussian : ndarray, shape (H, W), float32
-        Maximum over labelled columns of ``exp(-d² / 2 sigma²)``, sigma =
+        Maximum over detectable columns of ``exp(-d² / 2 sigma²)``, sigma =
         ``params["label_gaussian_sigma_px"]``.
     pixel_size_angstrom : float
         Pixel size, Å.
@@ -299,6 +305,28 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         image = _export_8bit(image, *params["clip_percentiles"])
     # Labels: columns heavy enough (label_min_z) and resolved from their neighbours.
     labelled = _resolved(params, rows, cols, spec, (h, w), margin)
+    snr = np.full(len(rows), np.inf)  # noise-free images: every column is detectable
+    if noise:
+        sharp = _transfer(
+            (hc, wc), p, kernel, source_fwhm=params["source_size_angstrom"],
+            diffuse_fraction=0.0, diffuse_width=1.0,
+        )  # fmt: skip
+        spacing = np.full(len(rows), np.inf)  # each column's nearest labelled neighbour
+        if labelled.sum() > 1:
+            d, _ = cKDTree(np.stack([rows[labelled], cols[labelled]], axis=1)).query(
+                np.stack([rows, cols], axis=1), k=2
+            )
+            spacing = np.where(labelled, d[:, 1], d[:, 0])
+        snr = column_snr(
+            expected + np.float32(params["read_noise_e"] ** 2),
+            rows,
+            cols,
+            sigma * float(params["dose_e_per_A2"]) * (1 - float(params["diffuse_fraction"])),
+            spacing_px=spacing,
+            transfer=sharp,
+            canvas_shape=(hc, wc),
+        )
+    detectable = labelled & (snr >= float(params.get("label_min_snr", 0.0)))
     lr, lc = rows[labelled], cols[labelled]
     nn = np.inf
     if len(lr) > 1:  # nearest-neighbour distance of the columns in the image
@@ -313,7 +341,15 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
     )
     r_disc = max(r_disc, 1.0)
     g_sig = max(min(max(params["label_gaussian_sigma_angstrom"] / p, 1.0), 0.25 * nn), 0.5)
-    mask, gaussian = _label_maps(shape, lr, lc, disc_radius_px=r_disc, gaussian_sigma_px=g_sig)
+    mask, gaussian = _label_maps(
+        shape, rows[detectable], cols[detectable], disc_radius_px=r_disc, gaussian_sigma_px=g_sig
+    )
+    weak = labelled & ~detectable
+    if weak.any():  # too weak to find at this dose: "don't care" (2) where no column says 1
+        dont_care, _ = _label_maps(
+            shape, rows[weak], cols[weak], disc_radius_px=r_disc, gaussian_sigma_px=g_sig
+        )
+        mask[(dont_care == 1) & (mask == 0)] = 2
     inside = (rows >= -0.5) & (rows < h - 0.5) & (cols >= -0.5) & (cols < w - 0.5)
     order = np.lexsort((cols[inside], rows[inside]))
     return {
@@ -325,9 +361,57 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         "z": spec["z"][inside][order],
         "n_atoms": spec["n_atoms"][inside][order],
         "labelled": labelled[inside][order],
+        "snr": snr[inside][order].astype(np.float32),
         "label_disc_radius_px": float(r_disc),
         "label_gaussian_sigma_px": float(g_sig),
     }
+
+
+def column_snr(
+    variance, rows, cols, electrons, *, spacing_px, transfer, canvas_shape
+) -> np.ndarray:
+    """Ideal-observer signal-to-noise ratio of each column's own contrast (private API).
+
+    A column ``j`` adds ``N_j h(r - r_j)`` detected electrons to pixel ``r`` (``N_j`` its
+    electrons into the sharp probe image, ``h`` the sharp point response: probe and source
+    size, not the diffuse halo). What tells the column apart from its surroundings is that
+    signal minus its own average over a disc of diameter ``spacing_px[j]`` (its nearest
+    neighbour's distance): ``c_j = N_j (h - h * u_j)``. A probe as wide as the spacing leaves
+    little contrast, a sharp one nearly all. Against noise of variance ``V(r)`` (Poisson: the
+    expected counts of the whole image, the column included, plus read noise²), the best linear
+    detector that knows that shape has ``SNR_j² = sum_r c_j(r)² / V(r)``; Rose's criterion
+    (SNR >= 5) marks a column that can be told from the noise reliably. Pixels outside the
+    image contribute nothing, so columns at the border are weaker. ``transfer`` is the rfft2
+    transfer function of ``h`` on ``canvas_shape``, larger than the image by the probe's radius
+    on each side.
+    """
+    from scipy.ndimage import map_coordinates
+
+    h, w = variance.shape
+    hc, wc = canvas_shape
+    inv = np.zeros((hc, wc), np.float64)
+    inv[:h, :w] = 1.0 / np.maximum(variance, 1e-6)
+    inv_f = sfft.rfft2(inv, workers=1)
+    rr = np.minimum(np.arange(hc), hc - np.arange(hc))[:, None].astype(np.float64)
+    cc = np.minimum(np.arange(wc), wc - np.arange(wc))[None, :].astype(np.float64)
+    r2 = rr * rr + cc * cc
+    # spacings in 10 % steps (one convolution per step); no neighbour: no surroundings
+    spacing = np.asarray(spacing_px, np.float64)
+    finite = np.isfinite(spacing) & (spacing < min(hc, wc))
+    step = np.zeros(len(spacing), np.int64)
+    step[finite] = np.round(np.log(np.maximum(spacing[finite], 1.0)) / np.log(1.1)).astype(int)
+    step[~finite] = -1
+    at = np.zeros(len(spacing))
+    for k in np.unique(step):
+        tf = transfer
+        if k >= 0:
+            disc = (r2 <= (0.5 * 1.1**k) ** 2).astype(np.float64)
+            tf = transfer * (1.0 - sfft.rfft2(disc / disc.sum(), workers=1))
+        kern = sfft.irfft2(tf, s=(hc, wc), workers=1)
+        acc = sfft.irfft2(inv_f * sfft.rfft2(kern * kern, workers=1), s=(hc, wc), workers=1)
+        sel = step == k
+        at[sel] = map_coordinates(acc, [rows[sel], cols[sel]], order=1, mode="grid-wrap")
+    return np.asarray(electrons, np.float64) * np.sqrt(np.maximum(at, 0.0))
 
 
 def probe_size_angstrom(params: dict) -> float:
@@ -389,6 +473,11 @@ def _to_sample(params, out) -> Sample:
             "labelled": np.asarray(out["labelled"], bool),
         }
     )
+    snr = out.get("snr")
+    columns["snr"] = np.asarray(snr if snr is not None else np.full(len(z), np.inf), np.float32)
+    columns["detectable"] = columns["labelled"] & (
+        columns["snr"] >= float(params.get("label_min_snr", 0.0))
+    )
     return Sample(
         image=out["image"],
         columns=columns,
@@ -445,7 +534,7 @@ def simulate_image(
     >>> s.image.shape, s.image.dtype, s.mask.dtype, s.params["structure"]
     ((64, 64), dtype('float32'), dtype('uint8'), 'GaAs')
     >>> list(s.columns.columns)
-    ['row', 'col', 'z', 'n_atoms', 'species', 'labelled']
+    ['row', 'col', 'z', 'n_atoms', 'species', 'labelled', 'snr', 'detectable']
     >>> sorted(set(s.columns["species"]))
     ['As', 'Ga']
     >>> simulate_image(shape=(64, 64), pixel_size_angstrom=-1)
@@ -517,6 +606,7 @@ def _record(task):
     cols["z"] = out["z"]
     cols["n_atoms"] = np.minimum(out["n_atoms"], np.iinfo(np.int16).max)
     cols["labelled"] = out["labelled"]
+    cols["snr"] = np.minimum(out["snr"], np.finfo(np.float32).max)
     return (
         index,
         out["image"],
@@ -844,6 +934,8 @@ def read_library_sample(path: str | os.PathLike, index: int) -> Sample:
             out["labelled"] = cols["labelled"].astype(bool)
         else:  # format 1: every column of Z >= label_min_z was labelled
             out["labelled"] = cols["z"] >= int(params.get("label_min_z", 1))
+        if "snr" in (cols.dtype.names or ()):
+            out["snr"] = cols["snr"]
     return _to_sample(params, out)
 
 

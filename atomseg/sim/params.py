@@ -51,6 +51,10 @@ Configuration keys (ranges are ``[low, high]``; ``log`` marks log-uniform draws)
                                  labelled neighbour is at least this many pixels away and at
                                  least the probe's size, ``hypot(0.51 λ/α, source FWHM)``
                                  (unresolved columns merge into one blob nobody can locate)
+``label_min_snr``                5.0: a resolved column is *detectable* (label 1) only if its
+                                 ideal-observer signal-to-noise ratio at the image's dose is
+                                 at least this (Rose criterion); weaker resolved columns are
+                                 marked "don't care" (label 2) in the mask, 0 marks them all 1
 ============================== ==============================================================
 """
 
@@ -74,7 +78,7 @@ from atomseg.sim.specimen import SCENES
 __all__ = ["DEFAULT_CONFIG", "GENERATOR_VERSION", "PARAM_KEYS", "load_config"]
 
 #: bumped whenever the same parameters and seed would give a different image.
-GENERATOR_VERSION = "2"  # 2: unresolved columns get no label
+GENERATOR_VERSION = "3"  # 2: unresolved columns get no label; 3: undetectable ones "don't care"
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "pixel_size_angstrom": [0.05, 0.5],
@@ -129,6 +133,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "label_max_disc_fraction": 0.4,
     "label_min_z": 1,
     "label_min_separation_px": 3.0,
+    "label_min_snr": 5.0,
 }
 
 _LOG_RANGES = {
@@ -165,6 +170,7 @@ PARAM_KEYS = (
     "flyback_px", "flyback_decay_px", "clip_8bit", "clip_percentiles",
     "label_disc_radius_angstrom", "label_gaussian_sigma_angstrom", "label_min_z",
     "label_min_disc_radius_px", "label_max_disc_fraction", "label_min_separation_px",
+    "label_min_snr",
 )  # fmt: skip
 _CRYSTAL2_KEYS = (
     "structure2", "zone_axis2", "rotation2_deg", "lattice_scale2", "origin2_frac", "mirror2",
@@ -271,6 +277,9 @@ def _validate_config(cfg: dict) -> None:
     for key in ("vacancy_fraction", "column_vacancy_fraction", "roughness_fraction"):
         if cfg[key][1] > 1:
             raise ValueError(f"config {key!r} must lie in [0, 1], got {cfg[key]!r}")
+    v = cfg["label_min_snr"]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+        raise ValueError(f"config 'label_min_snr' must be a number >= 0, got {v!r}")
     if not isinstance(cfg["label_min_z"], int) or cfg["label_min_z"] < 0:
         raise ValueError(
             f"config 'label_min_z' must be an integer >= 0, got {cfg['label_min_z']!r}"
@@ -562,6 +571,7 @@ def draw_params(seed: int, shape, cfg: dict, overrides: dict) -> dict[str, Any]:
     for k in (
         "label_disc_radius_angstrom", "label_gaussian_sigma_angstrom", "label_min_z",
         "label_min_disc_radius_px", "label_max_disc_fraction", "label_min_separation_px",
+        "label_min_snr",
     ):  # fmt: skip
         pick(k, lambda k=k: cfg[k])
     _check_params(out)
@@ -634,6 +644,7 @@ def _check_params(p: dict) -> None:
               "label_min_disc_radius_px", "label_max_disc_fraction",
               "label_min_separation_px"):  # fmt: skip
         _num(p, k, low=0, low_open=True)
+    _num(p, "label_min_snr", low=0)
     scene = p["scene"]
     if scene in ("wedge", "particle"):
         _num(p, "wedge_slope", low=0, low_open=True)

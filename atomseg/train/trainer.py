@@ -3,8 +3,10 @@
 The library is an HDF5 file written by :func:`atomseg.sim.write_library`. Images are
 normalised exactly as at inference (:func:`atomseg.models.normalise_image`), random patches
 are cut, flipped and rotated, and the U-net learns the disc masks with binary cross-entropy
-plus soft Dice. A checkpoint (network, optimiser, schedule, step, random state) is written
-every ``checkpoint_every`` steps, so an interrupted run resumes where it stopped. At the end
+plus soft Dice; pixels the mask marks "don't care" (2: columns too weak to detect at the
+image's dose, see :func:`atomseg.sim.simulate_image`) count in neither. A checkpoint
+(network, optimiser, schedule, step, random state) is written every ``checkpoint_every``
+steps, so an interrupted run resumes where it stopped. At the end
 the detection thresholds are tuned on held-out library images and the model folder
 (``model.json`` + ``weights.pt``) is written.
 """
@@ -101,12 +103,16 @@ def _batch(data, idx, patch, rng):
     return x, y
 
 
-def _loss(logits, target):
+def _loss(logits, mask):
+    """BCE + soft Dice of the logits against a mask of 0 (background), 1 (column), 2 (ignored)."""
     import torch
     import torch.nn.functional as F
 
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    p = torch.sigmoid(logits)
+    target = (mask == 1).to(logits.dtype)
+    weight = (mask != 2).to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum")
+    bce = bce / weight.sum().clamp(min=1.0)
+    p = torch.sigmoid(logits) * weight
     inter = (p * target).sum(dim=(1, 2, 3))
     dice = 1 - (2 * inter + 1) / (p.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1)
     return bce + dice.mean()

@@ -9,14 +9,19 @@ import numpy as np
 
 __all__ = ["tune_detection", "library_columns"]
 
+#: F1 differences below this count as ties when tuning (see :func:`tune_detection`).
+F1_TIE = 0.005
+
 
 def library_columns(library, index: int, *, labelled: bool = True) -> np.ndarray:
     """Return the true (row, col) of the labelled (or the other) columns of one library image.
 
-    Labelled columns hold at least one atom of atomic number ``label_min_z`` or more and are
-    resolved from their neighbours (see :mod:`atomseg.sim.params`); light columns such as O,
-    nearly invisible in HAADF, and unresolved ones are unlabelled. ``labelled=False`` returns
-    those others (columns with at least one atom), which evaluations treat as "don't care".
+    Labelled columns hold at least one atom of atomic number ``label_min_z`` or more, are
+    resolved from their neighbours and (libraries of format 3) detectable at the image's dose,
+    ``snr >= label_min_snr`` (see :mod:`atomseg.sim.params`); light columns such as O, nearly
+    invisible in HAADF, unresolved ones and ones too weak for the dose are not. ``labelled=False``
+    returns those others (columns with at least one atom), which evaluations treat as "don't
+    care".
 
     Examples
     --------
@@ -25,13 +30,13 @@ def library_columns(library, index: int, *, labelled: bool = True) -> np.ndarray
     ...
     FileNotFoundError: ...
     """
-    cols, is_labelled = _read_columns(library, index)
+    cols, is_labelled, _ = _read_columns(library, index)
     cols = cols[is_labelled == labelled]
     return np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
 
 
 def _read_columns(library, index: int):
-    """The columns with at least one atom of one library image, and whether each is labelled."""
+    """The columns (>= 1 atom) of one library image, whether each is asked for, and resolved."""
     import json
     import os
 
@@ -40,11 +45,14 @@ def _read_columns(library, index: int):
     with h5py.File(library, "r") as f:
         a, b = f["column_offsets"][index : index + 2]
         cols = f["columns"][a:b]
-        min_z = json.loads(f.attrs.get("config", "{}")).get("label_min_z", 1)
+        config = json.loads(f.attrs.get("config", "{}"))
+    min_z = config.get("label_min_z", 1)
     cols = cols[cols["n_atoms"] >= 1]
-    if "labelled" in (cols.dtype.names or ()):
-        return cols, cols["labelled"].astype(bool)
-    return cols, cols["z"] >= min_z  # library format 1
+    names = cols.dtype.names or ()
+    resolved = cols["labelled"].astype(bool) if "labelled" in names else cols["z"] >= min_z
+    if "snr" in names:  # format 3: and detectable at the image's dose
+        return cols, resolved & (cols["snr"] >= config.get("label_min_snr", 0.0)), resolved
+    return cols, resolved, resolved
 
 
 def tune_detection(
@@ -58,17 +66,22 @@ def tune_detection(
 ) -> dict[str, Any]:
     """Pick the probability threshold and minimum score with the best F1 on held-out images.
 
-    F1 is pooled over all images (total true/false positives and misses).
+    F1 is pooled over all images (total true/false positives and misses). Settings within
+    ``F1_TIE`` of the best count as tied, and the most permissive of them (lowest minimum score,
+    then lowest threshold) is taken: on simulated images F1 is flat over such settings, while
+    real columns, with irregular shapes from scan noise, score lower than simulated ones and a
+    stricter cut drops them.
 
     ``data`` is :func:`atomseg.train.load_training_set`'s dictionary (its ``attrs`` must name
     the library file under ``path``); matching is one-to-one within 0.3 × the median
-    nearest-neighbour distance of the true columns, and detections on unlabelled columns
-    (light or unresolved) are not counted as false positives.
+    nearest-neighbour distance of the resolved columns, and detections on unlabelled columns
+    (light, unresolved or too weak for the dose) are not counted as false positives.
 
     Returns
     -------
     dict
-        ``threshold``, ``min_score``, ``val_f1`` (pooled F1 at those values) and ``val_images``.
+        ``threshold``, ``min_score``, ``val_f1`` (pooled F1 at those values), ``val_images`` and
+        ``val_f1_grid`` (``"threshold/min_score"``: F1 for every setting tried).
 
     Examples
     --------
@@ -87,14 +100,14 @@ def tune_detection(
     for i in indices:
         image = data["raw_images"][i] if "raw_images" in data else data["images"][i]
         px = float(data["pixel_size_angstrom"][i])
-        cols, is_labelled = _read_columns(library, int(i))  # one read for truth and ignored
+        cols, is_labelled, resolved = _read_columns(library, int(i))  # truth, ignored, lattice
         pos = np.stack([cols["row"], cols["col"]], axis=1).astype(np.float64)
         true, other = pos[is_labelled], pos[~is_labelled]
-        if len(true) < 2:
+        if resolved.sum() < 2:
             continue
         f, resampled, x, p_net = _prepare(image, px, model)
         prob = _probabilities(model, x[None])[0]
-        tol = 0.3 * nearest_neighbour_distance(true)
+        tol = 0.3 * nearest_neighbour_distance(pos[resolved])
         for t in thresholds:
             table = _detect(
                 prob, resampled, image, f, model, px, t, min_score=min(min_scores), p_net=p_net
@@ -105,10 +118,12 @@ def tune_detection(
                 c = counts[(t, m)]
                 c[0], c[1], c[2] = c[0] + r["tp"], c[1] + r["fp"], c[2] + r["fn"]
     f1 = {k: 2 * tp / max(2 * tp + fp + fn, 1) for k, (tp, fp, fn) in counts.items()}
-    best = max(f1, key=f1.get)
+    top = max(f1.values())
+    best = min((k for k, v in f1.items() if v >= top - F1_TIE), key=lambda k: (k[1], k[0]))
     return {
         "threshold": float(best[0]),
         "min_score": float(best[1]),
         "val_f1": round(f1[best], 4),
         "val_images": len(indices),
+        "val_f1_grid": {f"{t:g}/{m:g}": round(v, 4) for (t, m), v in f1.items()},
     }

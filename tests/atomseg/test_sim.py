@@ -107,8 +107,10 @@ def test_changing_one_parameter_keeps_the_rest():
     b = simulate_image(
         shape=(48, 48), **{**a.params, "dose_e_per_A2": 2 * a.params["dose_e_per_A2"]}
     )
-    assert a.columns.equals(b.columns)
-    assert np.array_equal(a.mask, b.mask)
+    geometry = ["row", "col", "z", "n_atoms", "labelled"]  # the SNR follows the dose
+    assert a.columns[geometry].equals(b.columns[geometry])
+    assert np.allclose(b.columns["snr"], np.sqrt(2) * a.columns["snr"], rtol=0.05)
+    assert np.array_equal(a.mask > 0, b.mask > 0)
 
 
 def test_noise_statistics_follow_the_dose():
@@ -200,6 +202,71 @@ def test_unresolved_columns_get_no_label():
     assert coarse.mask.sum() == 0
     blurred = simulate_image(pixel_size_angstrom=0.08, source_size_angstrom=1.4, **kw)
     assert not blurred.columns["labelled"].any()  # probe larger than the dumbbell
+
+
+def test_column_snr_matches_a_direct_sum():
+    """SNR_j² = sum_r c_j(r)² / V(r), c_j = N_j (h - h * disc_j), summed over the image only."""
+    import scipy.fft as sfft
+
+    from atomseg.sim.library import column_snr
+
+    rng = np.random.default_rng(0)
+    h, w, pad = 40, 48, 12
+    hc, wc = h + 2 * pad, w + 2 * pad
+    yy = np.minimum(np.arange(hc), hc - np.arange(hc))[:, None]
+    xx = np.minimum(np.arange(wc), wc - np.arange(wc))[None, :]
+    psf = np.exp(-(yy**2 + xx**2) / (2 * 1.7**2))
+    psf /= psf.sum()
+    variance = rng.uniform(2.0, 30.0, (h, w))
+    rows, cols = np.array([10.0, 20.3, 0.5, 39.0]), np.array([12.0, 30.7, 2.0, 47.5])
+    electrons = np.array([50.0, 80.0, 30.0, 60.0])
+    spacing = np.array([np.inf, 9.0, np.inf, 9.0])
+    got = column_snr(variance, rows, cols, electrons, spacing_px=spacing,
+                     transfer=sfft.rfft2(psf), canvas_shape=(hc, wc))  # fmt: skip
+    r = np.arange(h)[:, None]
+    c = np.arange(w)[None, :]
+    for j in (0, 1):  # whole pixels: bilinear sampling is then exact
+        d2 = (r - rows[j]) ** 2 + (c - cols[j]) ** 2
+        sig = np.exp(-d2 / (2 * 1.7**2)) / (2 * np.pi * 1.7**2)
+        if np.isfinite(spacing[j]):
+            disc = (yy**2 + xx**2) <= (0.5 * 1.1 ** round(np.log(9.0) / np.log(1.1))) ** 2
+            avg = sfft.irfft2(sfft.rfft2(psf) * sfft.rfft2(disc / disc.sum()), s=(hc, wc))
+            sig = sig - np.roll(avg, (int(rows[j]), int(cols[j])), axis=(0, 1))[:h, :w]
+        want = electrons[j] * np.sqrt(np.sum(sig**2 / variance))
+        assert got[j] == pytest.approx(want, rel=0.02)
+    # a column at the border loses the part of its signal outside the image
+    assert got[3] < got[1]
+
+
+def test_detectability_grows_with_dose_and_weak_columns_are_dont_care():
+    kw = dict(shape=(96, 96), seed=3, scene="interface", structure="GaAs", zone_axis="110",
+              structure2="Si", zone_axis2="110", pixel_size_angstrom=0.12,
+              source_size_angstrom=0.5, thickness_angstrom=60.0, thickness2_angstrom=60.0,
+              background_level=0.1, clip_8bit=False, read_noise_e=0.0)  # fmt: skip
+    snr = {}
+    for dose in (1e3, 1e5):
+        s = simulate_image(dose_e_per_A2=dose, **kw)
+        c = s.columns
+        snr[dose] = c.loc[c["labelled"], "snr"].to_numpy()
+        assert np.array_equal(c["detectable"], c["labelled"] & (c["snr"] >= 5.0))
+        # detectable columns are 1 in the mask, labelled but too weak ones 2 ("don't care")
+        ij = np.round(c[["row", "col"]].to_numpy()).astype(int)
+        ok = (ij >= 0).all(axis=1) & (ij[:, 0] < 96) & (ij[:, 1] < 96)
+        at = s.mask[ij[ok, 0], ij[ok, 1]]
+        assert np.all(at[c["detectable"].to_numpy()[ok]] == 1)
+        weak = (c["labelled"] & ~c["detectable"]).to_numpy()[ok]
+        assert np.all(np.isin(at[weak], (1, 2)))
+        assert set(np.unique(s.mask)) <= {0, 1, 2}
+    # without read noise, SNR grows as the square root of the dose (Poisson)
+    assert np.median(snr[1e5] / snr[1e3]) == pytest.approx(10.0, rel=0.1)
+    assert (snr[1e3] < 5).sum() > (snr[1e5] < 5).sum()
+    # noise-free images: every labelled column is detectable
+    clean = simulate_image(noise=False, **kw)
+    assert clean.columns["detectable"].equals(clean.columns["labelled"])
+    everything = simulate_image(dose_e_per_A2=1e3, config={"label_min_snr": 0}, **kw)
+    assert everything.columns["detectable"].equals(everything.columns["labelled"])
+    with pytest.raises(ValueError, match="label_min_snr"):
+        simulate_image(config={"label_min_snr": -1}, **kw)
 
 
 def test_thin_edges_and_monolayers():
@@ -297,7 +364,8 @@ def test_library_round_trip_and_resume(tmp_path, monkeypatch):
     with h5py.File(whole) as f:
         assert f["images"].shape == (6, 32, 40) and f["images"].chunks == (1, 32, 40)
         assert f["masks"].dtype == np.uint8 and f["images"].compression is not None
-        assert f["columns"].dtype.names == ("image", "row", "col", "z", "n_atoms", "labelled")
+        names = ("image", "row", "col", "z", "n_atoms", "labelled", "snr")
+        assert f["columns"].dtype.names == names
         off = f["column_offsets"][:]
         assert off[0] == 0 and off[-1] == len(f["columns"]) and np.all(np.diff(off) >= 0)
         assert np.all(f["columns"]["image"][off[2] : off[3]] == 2)

@@ -93,3 +93,30 @@ def test_fine_tuning_starts_from_the_given_model(library, tmp_path):
 def test_fine_tuning_from_an_unknown_model_is_named(library, tmp_path):
     with pytest.raises(KeyError, match="no-such-model"):
         train(library, tmp_path / "m", n_steps=1, init="no-such-model", **KW)
+
+
+def test_dont_care_pixels_count_in_neither_loss_term():
+    import torch
+
+    from atomseg.train.trainer import _loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, 16, 16, generator=g)
+    mask = (torch.rand(2, 1, 16, 16, generator=g) > 0.7).to(torch.uint8)
+    weak = torch.zeros_like(mask)
+    weak[:, :, 4:8, 4:8] = 2  # "don't care" discs
+    dont_care = torch.where(weak == 2, weak, mask)
+    base = _loss(logits, dont_care)
+    # whatever the network says on "don't care" pixels, the loss is the same
+    changed = logits.clone()
+    changed[:, :, 4:8, 4:8] = 10.0
+    assert torch.allclose(_loss(changed, dont_care), base)
+    assert not torch.allclose(_loss(changed, mask), _loss(logits, mask))
+    # a mask of 0 and 1 only gives plain (mean) BCE + Dice
+    target = mask.float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * target).sum((1, 2, 3)) + 1) / (
+        p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1
+    )
+    assert torch.allclose(_loss(logits, mask), bce + dice.mean())
