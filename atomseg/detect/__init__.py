@@ -9,12 +9,15 @@ match_positions            one-to-one matching of predicted and true columns (pr
                            F1, RMSE)
 nearest_neighbour_distance median nearest-neighbour distance of a set of columns
 classical_baseline         smoothing + local maxima + centroid, the non-learnt reference
+contrast_to_noise          how far each column stands out of the image's own noise (the
+                           detection gate); noise_sigma, the robust noise estimate it uses
 
 Conventions: positions are ``(row, col)`` in pixels of the input image, as sub-pixel floats
 (pixel ``(i, j)`` has its centre at ``(i, j)``); distances and radii are in pixels (``_px``).
 """
 
 from .baseline import classical_baseline
+from .contrast import contrast_to_noise, noise_sigma
 from .hough import detect_columns, hough_circle
 from .metrics import match_positions, nearest_neighbour_distance
 from .refine import refine_positions
@@ -26,4 +29,6 @@ __all__ = [
     "match_positions",
     "nearest_neighbour_distance",
     "classical_baseline",
+    "contrast_to_noise",
+    "noise_sigma",
 ]

@@ -174,8 +174,26 @@ def segment(
 _MIN_SEPARATION_RADII = 2.0
 
 
+def _column_cnr(image, table) -> np.ndarray:
+    """Contrast-to-noise ratio of the input image at each column of a table (input frame)."""
+    from atomseg.detect.contrast import contrast_to_noise
+
+    if len(table) == 0:
+        return np.zeros(0)
+    return contrast_to_noise(image, table["row"], table["col"], float(table["radius"].median()))
+
+
 def _detect(
-    prob, resampled, image, f, model, pixel_size_angstrom, threshold, min_score=None, p_net=None
+    prob,
+    resampled,
+    image,
+    f,
+    model,
+    pixel_size_angstrom,
+    threshold,
+    min_score=None,
+    p_net=None,
+    min_cnr=None,
 ):
     from atomseg.detect import detect_columns
 
@@ -183,6 +201,8 @@ def _detect(
     thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
     if min_score is None:
         min_score = float(det.get("min_score", 0.3))
+    if min_cnr is None:  # the image must show the column: contrast-to-noise ratio (tuned)
+        min_cnr = float(det.get("min_contrast_to_noise", 0.0))
     if p_net is not None:  # the label discs' radius, as the library draws them (>= 1.5 px)
         radius = max(float(model.config.get("label_radius_angstrom", 0.4)) / p_net, 1.5)
     else:  # from the segmentation; at least 1 px (coarse uncalibrated image), 1 if empty
@@ -211,6 +231,8 @@ def _detect(
         & (table["col"] < image.shape[1] - 0.5)
     )
     table = table[keep].reset_index(drop=True)
+    if min_cnr > 0:
+        table = table[_column_cnr(image, table) >= min_cnr].reset_index(drop=True)
     if f != 1.0:  # intensity from the input image itself, in its own units
         r = np.clip(np.round(table["row"].to_numpy()).astype(int), 0, image.shape[0] - 1)
         c = np.clip(np.round(table["col"].to_numpy()).astype(int), 0, image.shape[1] - 1)

@@ -62,15 +62,19 @@ def tune_detection(
     config: dict[str, Any],
     *,
     thresholds=(0.5, 0.6, 0.7, 0.8, 0.9),
-    min_scores=(0.3, 0.6, 0.75, 0.85, 0.9),
+    min_scores=(0.3, 0.6, 0.75, 0.8, 0.85, 0.9),
+    min_cnrs=(0.0, 2.0, 3.0, 4.0, 6.0, 8.0),
 ) -> dict[str, Any]:
-    """Pick the probability threshold and minimum score with the best F1 on held-out images.
+    """Pick the detection thresholds with the best F1 on held-out images.
 
-    F1 is pooled over all images (total true/false positives and misses). Settings within
-    ``F1_TIE`` of the best count as tied, and the most permissive of them (lowest minimum score,
-    then lowest threshold) is taken: on simulated images F1 is flat over such settings, while
-    real columns, with irregular shapes from scan noise, score lower than simulated ones and a
-    stricter cut drops them.
+    Three are tuned together: the probability threshold, the minimum score (Hough vote and
+    probability) and the minimum contrast-to-noise ratio of the image at the column
+    (:func:`atomseg.detect.contrast.contrast_to_noise`: the image itself must show the column,
+    which stops the network from reporting a lattice it expects in pure noise). F1 is pooled
+    over all images (total true/false positives and misses). Settings within ``F1_TIE`` of the
+    best count as tied, and the most permissive of them (lowest minimum score, then lowest
+    contrast-to-noise, then lowest threshold) is taken: real columns, with irregular shapes from
+    scan noise, score lower than simulated ones, and a stricter cut drops them.
 
     ``data`` is :func:`atomseg.train.load_training_set`'s dictionary (its ``attrs`` must name
     the library file under ``path``); matching is one-to-one within 0.3 × the median
@@ -80,23 +84,30 @@ def tune_detection(
     Returns
     -------
     dict
-        ``threshold``, ``min_score``, ``val_f1`` (pooled F1 at those values), ``val_images`` and
-        ``val_f1_grid`` (``"threshold/min_score"``: F1 for every setting tried).
+        ``threshold``, ``min_score``, ``min_contrast_to_noise``, ``val_f1`` (pooled F1 at those
+        values), ``val_images`` and ``val_f1_grid`` (``"threshold/min_score/min_cnr"``: F1 for
+        every setting tried).
 
     Examples
     --------
-    >>> tune_detection(None, {"images": []}, np.array([], int), {})
-    {'threshold': 0.5, 'min_score': 0.3, 'val_f1': None, 'val_images': 0}
+    >>> tune_detection(None, {"images": []}, np.array([], int), {})["min_contrast_to_noise"]
+    0.0
     """
     if len(indices) == 0:
-        return {"threshold": 0.5, "min_score": 0.3, "val_f1": None, "val_images": 0}
+        return {
+            "threshold": 0.5,
+            "min_score": 0.3,
+            "min_contrast_to_noise": 0.0,
+            "val_f1": None,
+            "val_images": 0,
+        }
     from atomseg.detect import match_positions, nearest_neighbour_distance
-    from atomseg.infer.columns import _detect, _prepare, _probabilities
+    from atomseg.infer.columns import _column_cnr, _detect, _prepare, _probabilities
     from atomseg.models import ColumnModel
 
     model = ColumnModel(network, config)
     library = data["path"]
-    counts = {(t, m): [0, 0, 0] for t in thresholds for m in min_scores}
+    counts = {(t, m, c): [0, 0, 0] for t in thresholds for m in min_scores for c in min_cnrs}
     for i in indices:
         image = data["raw_images"][i] if "raw_images" in data else data["images"][i]
         px = float(data["pixel_size_angstrom"][i])
@@ -110,20 +121,26 @@ def tune_detection(
         tol = 0.3 * nearest_neighbour_distance(pos[resolved])
         for t in thresholds:
             table = _detect(
-                prob, resampled, image, f, model, px, t, min_score=min(min_scores), p_net=p_net
-            )
+                prob, resampled, image, f, model, px, t, min_score=min(min_scores), p_net=p_net,
+                min_cnr=0.0,
+            )  # fmt: skip
+            cnr = _column_cnr(image, table)
             for m in min_scores:
-                pred = table.loc[table["score"] >= m, ["row", "col"]].to_numpy(float)
-                r = match_positions(pred, true, max_distance_px=tol, ignore=other)
-                c = counts[(t, m)]
-                c[0], c[1], c[2] = c[0] + r["tp"], c[1] + r["fp"], c[2] + r["fn"]
+                for c in min_cnrs:
+                    sel = (table["score"].to_numpy() >= m) & (cnr >= c)
+                    pred = table.loc[sel, ["row", "col"]].to_numpy(float)
+                    r = match_positions(pred, true, max_distance_px=tol, ignore=other)
+                    n = counts[(t, m, c)]
+                    n[0], n[1], n[2] = n[0] + r["tp"], n[1] + r["fp"], n[2] + r["fn"]
     f1 = {k: 2 * tp / max(2 * tp + fp + fn, 1) for k, (tp, fp, fn) in counts.items()}
     top = max(f1.values())
-    best = min((k for k, v in f1.items() if v >= top - F1_TIE), key=lambda k: (k[1], k[0]))
+    tied = [k for k, v in f1.items() if v >= top - F1_TIE]
+    best = min(tied, key=lambda k: (k[1], k[2], k[0]))
     return {
         "threshold": float(best[0]),
         "min_score": float(best[1]),
+        "min_contrast_to_noise": float(best[2]),
         "val_f1": round(f1[best], 4),
         "val_images": len(indices),
-        "val_f1_grid": {f"{t:g}/{m:g}": round(v, 4) for (t, m), v in f1.items()},
+        "val_f1_grid": {f"{t:g}/{m:g}/{c:g}": round(v, 4) for (t, m, c), v in f1.items()},
     }

@@ -410,6 +410,8 @@ def test_public_api_is_documented():
             "match_positions",
             "nearest_neighbour_distance",
             "classical_baseline",
+            "contrast_to_noise",
+            "noise_sigma",
         ]
     )
     for name in detect.__all__:

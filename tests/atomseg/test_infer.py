@@ -143,3 +143,45 @@ def test_uncalibrated_images_at_any_sampling(spacing):
     to_truth, _ = _match(locate(img, model=_oracle()), pos)
     inner = (pos > spacing).all(1) & (pos < 160 - spacing).all(1)
     assert np.median(to_truth[inner]) < 0.1 * spacing
+
+
+class _SeesALattice:
+    """A stand-in network that reports the same square lattice of columns in any image."""
+
+    multiple = 1
+
+    def __new__(cls, spacing_px=12, sigma_px=2.5):
+        import torch
+
+        class Net(torch.nn.Module):
+            multiple = 1
+
+            def forward(self, x):
+                h, w = x.shape[-2:]
+                yy = torch.arange(h, dtype=x.dtype)[:, None] % spacing_px - spacing_px / 2
+                xx = torch.arange(w, dtype=x.dtype)[None, :] % spacing_px - spacing_px / 2
+                blob = torch.exp(-(yy**2 + xx**2) / (2 * sigma_px**2))
+                return (12 * blob - 6).expand_as(x).contiguous()
+
+        return Net()
+
+
+def test_contrast_to_noise_gate_drops_columns_the_image_does_not_show():
+    from atomseg.detect.contrast import noise_sigma
+
+    rng = np.random.default_rng(0)
+    noise = rng.poisson(20.0, (120, 120)).astype(np.float32)  # nothing there
+    assert noise_sigma(noise) == pytest.approx(np.sqrt(20.0), rel=0.1)
+    det = {"threshold": 0.5, "min_score": 0.3}
+    seen = locate(noise, model=ColumnModel(_SeesALattice(), {"detection": det}), guess_scale=False)
+    yy, xx = np.mgrid[:120, :120]
+    blobs = sum(np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / 8.0) for r, c in zip(seen.row, seen.col))
+    lattice = rng.poisson(20.0 + 60.0 * blobs).astype(np.float32)  # the same columns, there
+    found = {}
+    for gate in (0.0, 4.0):
+        model = ColumnModel(_SeesALattice(), {"detection": dict(det, min_contrast_to_noise=gate)})
+        for name, image in (("lattice", lattice), ("noise", noise)):
+            found[name, gate] = len(locate(image, model=model, guess_scale=False))
+    assert found["lattice", 0.0] == found["noise", 0.0] >= 81  # the network sees both alike
+    assert found["lattice", 4.0] >= 0.95 * found["lattice", 0.0]  # the image shows these
+    assert found["noise", 4.0] <= 0.05 * found["noise", 0.0]  # and not these
