@@ -28,7 +28,8 @@ Columns are matched one-to-one within 0.3 × the nearest-neighbour distance; pre
 F1 and position RMSE (pm, over matched columns) are printed per dose, plus RMSE at 1e4 for pixel
 sizes ≤ 0.2 Å (all images, and those drawn without scan distortion: scan-line jitter moves the
 columns in the image away from their true positions by up to ~0.1 Å, which no finder can undo
-from one frame), and atomseg's speed on 512² images.
+from one frame), the Cramér-Rao bound of the RMSE over the detectable columns (the best any
+unbiased finder could do, neighbours taken as known), and atomseg's speed on 512² images.
 
     python benchmarks/bench_atomseg_detect.py [--n 8] [--size 256] [--atomap-images 4]
                                               [--speed-only]
@@ -140,6 +141,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     at_1e4 = {m: ([], [], []) for m in methods}
     coverage = {d: np.zeros(3) for d in DOSES}  # resolved, detectable, found by atomseg
+    bound = {d: np.zeros(2) for d in (*DOSES, "1e4 fine")}  # Cramér-Rao: sum of squares, n
     for dose in () if args.speed_only else DOSES:
         res = {m: ([], [], []) for m in methods}
         for scenario in SCENARIOS:
@@ -179,6 +181,10 @@ def main(argv=None):
                 rest = s.columns.loc[present & ~resolved, ["row", "col"]].to_numpy(float)
                 m_all = match_positions(found, every, max_distance_px=tol, ignore=rest)
                 coverage[dose] += np.array([len(every), len(true), m_all["tp"]])
+                crb = s.columns.loc[asked, "position_crb_px"].to_numpy() * pm
+                bound[dose] += np.array([np.sum(crb**2), len(crb)])
+                if dose == 1e4 and px <= 0.2:
+                    bound["1e4 fine"] += np.array([np.sum(crb**2), len(crb)])
                 record("classical (oracle)", _oracle_classical(s.image, spacing, true, tol, other))
                 if k < args.atomap_images:
                     try:
@@ -200,11 +206,20 @@ def main(argv=None):
             if dose == 1e4:
                 at_1e4[m] = res[m]
     print()
-    print("| dose e/Å² | resolved columns | detectable (SNR >= 5) | atomseg recall, all resolved |")
-    print("|---|---|---|---|")
+    print(
+        "| dose e/Å² | resolved columns | detectable (SNR >= 5) | atomseg recall, all resolved "
+        "| Cramér-Rao bound of the RMSE, detectable columns, pm |"
+    )
+    print("|---|---|---|---|---|")
     for d, (n_all, n_det, n_hit) in coverage.items():
         if n_all:
-            print(f"| {d:.0e} | {n_all:.0f} | {n_det / n_all:.1%} | {n_hit / n_all:.3f} |")
+            crb = np.sqrt(bound[d][0] / bound[d][1]) if bound[d][1] else float("nan")
+            print(
+                f"| {d:.0e} | {n_all:.0f} | {n_det / n_all:.1%} | {n_hit / n_all:.3f} | {crb:.1f} |"
+            )
+    if bound["1e4 fine"][1]:
+        crb = np.sqrt(bound["1e4 fine"][0] / bound["1e4 fine"][1])
+        print(f"Cramér-Rao bound of the RMSE at 1e4, pixel size ≤ 0.2 Å: {crb:.1f} pm")
     print()
     for m in methods:
         if at_1e4[m][0]:

@@ -111,7 +111,9 @@ class Sample:
         ``species`` (symbol of ``z``), ``labelled`` (``z >= label_min_z`` and resolved, see
         ``label_min_separation_px``), ``snr`` (the ideal-observer signal-to-noise ratio of the
         column's own signal at the image's dose, see :func:`column_snr`) and ``detectable``
-        (labelled and ``snr >= label_min_snr``): the columns a finder is asked to find.
+        (labelled and ``snr >= label_min_snr``): the columns a finder is asked to find; and,
+        for freshly simulated images (not library reads), ``position_crb_px``: the Cramér-Rao
+        bound of its position error (radial RMS, pixels, neighbours taken as known).
     mask : ndarray, shape (H, W), uint8
         1 inside a disc of radius ``params["label_disc_radius_px"]`` around every detectable
         column, 2 ("don't care") around labelled columns too weak to detect, 0 elsewhere;
@@ -306,6 +308,7 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
     # Labels: columns heavy enough (label_min_z) and resolved from their neighbours.
     labelled = _resolved(params, rows, cols, spec, (h, w), margin)
     snr = np.full(len(rows), np.inf)  # noise-free images: every column is detectable
+    crb = np.zeros(len(rows))  # ... and every position is exact
     if noise:
         sharp = _transfer(
             (hc, wc), p, kernel, source_fwhm=params["source_size_angstrom"],
@@ -317,15 +320,11 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
                 np.stack([rows, cols], axis=1), k=2
             )
             spacing = np.where(labelled, d[:, 1], d[:, 0])
-        snr = column_snr(
-            expected + np.float32(params["read_noise_e"] ** 2),
-            rows,
-            cols,
-            sigma * float(params["dose_e_per_A2"]) * (1 - float(params["diffuse_fraction"])),
-            spacing_px=spacing,
-            transfer=sharp,
-            canvas_shape=(hc, wc),
-        )
+        variance = expected + np.float32(params["read_noise_e"] ** 2)
+        electrons = sigma * float(params["dose_e_per_A2"]) * (1 - float(params["diffuse_fraction"]))
+        fields = dict(transfer=sharp, canvas_shape=(hc, wc))
+        snr = column_snr(variance, rows, cols, electrons, spacing_px=spacing, **fields)
+        crb = position_crb(variance, rows, cols, electrons, **fields)
     detectable = labelled & (snr >= float(params.get("label_min_snr", 0.0)))
     lr, lc = rows[labelled], cols[labelled]
     nn = np.inf
@@ -362,6 +361,7 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         "n_atoms": spec["n_atoms"][inside][order],
         "labelled": labelled[inside][order],
         "snr": snr[inside][order].astype(np.float32),
+        "position_crb_px": crb[inside][order],
         "label_disc_radius_px": float(r_disc),
         "label_gaussian_sigma_px": float(g_sig),
     }
@@ -412,6 +412,33 @@ def column_snr(
         sel = step == k
         at[sel] = map_coordinates(acc, [rows[sel], cols[sel]], order=1, mode="grid-wrap")
     return np.asarray(electrons, np.float64) * np.sqrt(np.maximum(at, 0.0))
+
+
+def position_crb(variance, rows, cols, electrons, *, transfer, canvas_shape) -> np.ndarray:
+    """Cramér-Rao bound of each column's position error, pixels (radial RMS; private API).
+
+    For a column ``N h(r - r_j)`` of known shape and strength in noise of variance ``V(r)``,
+    the Fisher information of its row is ``N² sum_r (dh/drow)² / V`` (and likewise its
+    column); no unbiased estimator locates it better than ``sqrt(1/I_row + 1/I_col)``. The
+    neighbours are taken as known, so the bound is optimistic where columns overlap.
+    """
+    from scipy.ndimage import map_coordinates
+
+    h, w = variance.shape
+    hc, wc = canvas_shape
+    inv = np.zeros((hc, wc), np.float64)
+    inv[:h, :w] = 1.0 / np.maximum(variance, 1e-6)
+    inv_f = sfft.rfft2(inv, workers=1)
+    ky = sfft.fftfreq(hc)[:, None]
+    kx = sfft.rfftfreq(wc)[None, :]
+    info = []
+    for k in (ky, kx):
+        grad = sfft.irfft2(transfer * (2j * np.pi * k), s=(hc, wc), workers=1)
+        acc = sfft.irfft2(inv_f * sfft.rfft2(grad * grad, workers=1), s=(hc, wc), workers=1)
+        info.append(map_coordinates(acc, [rows, cols], order=1, mode="grid-wrap"))
+    n2 = np.asarray(electrons, np.float64) ** 2
+    with np.errstate(divide="ignore"):
+        return np.sqrt(1.0 / (n2 * np.maximum(info[0], 0)) + 1.0 / (n2 * np.maximum(info[1], 0)))
 
 
 def probe_size_angstrom(params: dict) -> float:
@@ -478,6 +505,8 @@ def _to_sample(params, out) -> Sample:
     columns["detectable"] = columns["labelled"] & (
         columns["snr"] >= float(params.get("label_min_snr", 0.0))
     )
+    if "position_crb_px" in out:  # freshly simulated (libraries do not store it)
+        columns["position_crb_px"] = np.asarray(out["position_crb_px"], np.float64)
     return Sample(
         image=out["image"],
         columns=columns,
@@ -534,7 +563,7 @@ def simulate_image(
     >>> s.image.shape, s.image.dtype, s.mask.dtype, s.params["structure"]
     ((64, 64), dtype('float32'), dtype('uint8'), 'GaAs')
     >>> list(s.columns.columns)
-    ['row', 'col', 'z', 'n_atoms', 'species', 'labelled', 'snr', 'detectable']
+    ['row', 'col', 'z', 'n_atoms', 'species', 'labelled', 'snr', 'detectable', 'position_crb_px']
     >>> sorted(set(s.columns["species"]))
     ['As', 'Ga']
     >>> simulate_image(shape=(64, 64), pixel_size_angstrom=-1)

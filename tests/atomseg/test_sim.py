@@ -238,6 +238,33 @@ def test_column_snr_matches_a_direct_sum():
     assert got[3] < got[1]
 
 
+def test_position_crb_matches_the_fisher_information():
+    """1/CRB² per axis = N² sum_r (dh/dx)² / V for a Gaussian column of width s."""
+    import scipy.fft as sfft
+
+    from atomseg.sim.library import position_crb
+
+    h, w, pad, sd = 48, 48, 12, 1.6
+    hc, wc = h + 2 * pad, w + 2 * pad
+    yy = np.minimum(np.arange(hc), hc - np.arange(hc))[:, None]
+    xx = np.minimum(np.arange(wc), wc - np.arange(wc))[None, :]
+    psf = np.exp(-(yy**2 + xx**2) / (2 * sd**2))
+    psf /= psf.sum()
+    variance = np.random.default_rng(1).uniform(5.0, 40.0, (h, w))
+    got = position_crb(variance, np.array([20.0]), np.array([25.0]), np.array([400.0]),
+                       transfer=sfft.rfft2(psf), canvas_shape=(hc, wc))  # fmt: skip
+    r = np.arange(h)[:, None] - 20.0
+    c = np.arange(w)[None, :] - 25.0
+    g = 400.0 * np.exp(-(r**2 + c**2) / (2 * sd**2)) / (2 * np.pi * sd**2)
+    info_r = np.sum((g * r / sd**2) ** 2 / variance)
+    info_c = np.sum((g * c / sd**2) ** 2 / variance)
+    assert got[0] == pytest.approx(np.sqrt(1 / info_r + 1 / info_c), rel=0.03)
+    # four times the electrons on the same noise: a quarter of the bound
+    got4 = position_crb(variance, np.array([20.0]), np.array([25.0]), np.array([1600.0]),
+                        transfer=sfft.rfft2(psf), canvas_shape=(hc, wc))  # fmt: skip
+    assert got4[0] == pytest.approx(got[0] / 4, rel=1e-6)
+
+
 def test_detectability_grows_with_dose_and_weak_columns_are_dont_care():
     kw = dict(shape=(96, 96), seed=3, scene="interface", structure="GaAs", zone_axis="110",
               structure2="Si", zone_axis2="110", pixel_size_angstrom=0.12,
