@@ -323,7 +323,9 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         variance = expected + np.float32(params["read_noise_e"] ** 2)
         electrons = sigma * float(params["dose_e_per_A2"]) * (1 - float(params["diffuse_fraction"]))
         fields = dict(transfer=sharp, canvas_shape=(hc, wc))
-        snr = column_snr(variance, rows, cols, electrons, spacing_px=spacing, **fields)
+        snr = column_snr(
+            variance, rows, cols, electrons, spacing_px=spacing, exact=labelled, **fields
+        )
         crb = position_crb(variance, rows, cols, electrons, **fields)
     detectable = labelled & (snr >= float(params.get("label_min_snr", 0.0)))
     lr, lc = rows[labelled], cols[labelled]
@@ -368,7 +370,7 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
 
 
 def column_snr(
-    variance, rows, cols, electrons, *, spacing_px, transfer, canvas_shape
+    variance, rows, cols, electrons, *, spacing_px, transfer, canvas_shape, exact=None
 ) -> np.ndarray:
     """Ideal-observer signal-to-noise ratio of each column's own contrast (private API).
 
@@ -383,7 +385,8 @@ def column_snr(
     (SNR >= 5) marks a column that can be told from the noise reliably. Pixels outside the
     image contribute nothing, so columns at the border are weaker. ``transfer`` is the rfft2
     transfer function of ``h`` on ``canvas_shape``, larger than the image by the probe's radius
-    on each side.
+    on each side. Spacings are rounded to 10 % steps (one convolution per step); columns not in
+    ``exact`` (a boolean mask; default all) borrow the nearest step the exact ones need.
     """
     from scipy.ndimage import map_coordinates
 
@@ -401,6 +404,14 @@ def column_snr(
     step = np.zeros(len(spacing), np.int64)
     step[finite] = np.round(np.log(np.maximum(spacing[finite], 1.0)) / np.log(1.1)).astype(int)
     step[~finite] = -1
+    exact = np.ones(len(spacing), bool) if exact is None else np.asarray(exact, bool)
+    needed = np.unique(step[exact])
+    if len(needed) and not exact.all():  # the others: the nearest step computed anyway
+        pos = np.clip(np.searchsorted(needed, step[~exact]), 0, len(needed) - 1)
+        lower = needed[np.maximum(pos - 1, 0)]
+        upper = needed[pos]
+        near = np.where(np.abs(step[~exact] - lower) < np.abs(step[~exact] - upper), lower, upper)
+        step[~exact] = near
     at = np.zeros(len(spacing))
     for k in np.unique(step):
         tf = transfer
