@@ -268,7 +268,10 @@ def locate(
     model : str, path or ColumnModel
         ``"default"``, a shipped name, a model folder, or a loaded model.
     threshold : float, optional
-        Probability threshold of the detection (default: the model's tuned value).
+        Probability threshold of the detection (default: the model's tuned value). The model
+        card's other tuned cuts apply as well: a minimum score and, for ``columns-v3`` on, a
+        minimum contrast-to-noise ratio of the image at the column
+        (:func:`atomseg.detect.contrast_to_noise`), so that noise is not read as a lattice.
     guess_scale : bool
         Without ``pixel_size_angstrom``: guess the pixel size from the lattice
         (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size
