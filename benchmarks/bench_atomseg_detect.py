@@ -182,9 +182,8 @@ def main(argv=None):
                 m_all = match_positions(found, every, max_distance_px=tol, ignore=rest)
                 coverage[dose] += np.array([len(every), len(true), m_all["tp"]])
                 crb = s.columns.loc[asked, "position_crb_px"].to_numpy() * pm
-                bound[dose] += np.array([np.sum(crb**2), len(crb)])
-                if dose == 1e4 and px <= 0.2:
-                    bound["1e4 fine"] += np.array([np.sum(crb**2), len(crb)])
+                for key in (dose, "1e4 fine") if dose == 1e4 and px <= 0.2 else (dose,):
+                    bound[key] += np.array([np.sum(crb**2), len(crb)])
                 record("classical (oracle)", _oracle_classical(s.image, spacing, true, tol, other))
                 if k < args.atomap_images:
                     try:

@@ -307,6 +307,12 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         image = _export_8bit(image, *params["clip_percentiles"])
     # Labels: columns heavy enough (label_min_z) and resolved from their neighbours.
     labelled = _resolved(params, rows, cols, spec, (h, w), margin)
+    spacing = np.full(len(rows), np.inf)  # each column's nearest labelled neighbour
+    if labelled.sum() > 1:
+        d, _ = cKDTree(np.stack([rows[labelled], cols[labelled]], axis=1)).query(
+            np.stack([rows, cols], axis=1), k=2
+        )
+        spacing = np.where(labelled, d[:, 1], d[:, 0])
     snr = np.full(len(rows), np.inf)  # noise-free images: every column is detectable
     crb = np.zeros(len(rows))  # ... and every position is exact
     if noise:
@@ -314,12 +320,6 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
             (hc, wc), p, kernel, source_fwhm=params["source_size_angstrom"],
             diffuse_fraction=0.0, diffuse_width=1.0,
         )  # fmt: skip
-        spacing = np.full(len(rows), np.inf)  # each column's nearest labelled neighbour
-        if labelled.sum() > 1:
-            d, _ = cKDTree(np.stack([rows[labelled], cols[labelled]], axis=1)).query(
-                np.stack([rows, cols], axis=1), k=2
-            )
-            spacing = np.where(labelled, d[:, 1], d[:, 0])
         variance = expected + np.float32(params["read_noise_e"] ** 2)
         electrons = sigma * float(params["dose_e_per_A2"]) * (1 - float(params["diffuse_fraction"]))
         fields = dict(transfer=sharp, canvas_shape=(hc, wc))
@@ -328,14 +328,9 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         )
         crb = position_crb(variance, rows, cols, electrons, **fields)
     detectable = labelled & (snr >= float(params.get("label_min_snr", 0.0)))
-    lr, lc = rows[labelled], cols[labelled]
-    nn = np.inf
-    if len(lr) > 1:  # nearest-neighbour distance of the columns in the image
-        pts = np.stack([lr, lc], axis=1)
-        core = (lr > -3) & (lr < h + 2) & (lc > -3) & (lc < w + 2)
-        if core.sum() > 1:
-            d, _ = cKDTree(pts).query(pts[core], k=2)
-            nn = float(np.percentile(d[:, 1], 2))
+    # nearest-neighbour distance of the labelled columns in the image
+    core = labelled & (rows > -3) & (rows < h + 2) & (cols > -3) & (cols < w + 2)
+    nn = float(np.percentile(spacing[core], 2)) if labelled.sum() > 1 and core.sum() > 1 else np.inf
     r_disc = min(
         max(params["label_disc_radius_angstrom"] / p, params["label_min_disc_radius_px"]),
         params["label_max_disc_fraction"] * nn,
@@ -369,6 +364,22 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
     }
 
 
+def _inverse_variance_f(variance, canvas_shape) -> np.ndarray:
+    """rfft2 of 1 / variance on the canvas, zero outside the image."""
+    h, w = variance.shape
+    inv = np.zeros(canvas_shape, np.float64)
+    inv[:h, :w] = 1.0 / np.maximum(variance, 1e-6)
+    return sfft.rfft2(inv, workers=1)
+
+
+def _weighted_energy(inv_f, kern, rows, cols) -> np.ndarray:
+    """``sum_r kern(r - r_j)² / V(r)`` at each column ``j`` (``kern`` centred at the origin)."""
+    from scipy.ndimage import map_coordinates
+
+    acc = sfft.irfft2(inv_f * sfft.rfft2(kern * kern, workers=1), s=kern.shape, workers=1)
+    return map_coordinates(acc, [rows, cols], order=1, mode="grid-wrap")
+
+
 def column_snr(
     variance, rows, cols, electrons, *, spacing_px, transfer, canvas_shape, exact=None
 ) -> np.ndarray:
@@ -388,13 +399,8 @@ def column_snr(
     on each side. Spacings are rounded to 10 % steps (one convolution per step); columns not in
     ``exact`` (a boolean mask; default all) borrow the nearest step the exact ones need.
     """
-    from scipy.ndimage import map_coordinates
-
-    h, w = variance.shape
     hc, wc = canvas_shape
-    inv = np.zeros((hc, wc), np.float64)
-    inv[:h, :w] = 1.0 / np.maximum(variance, 1e-6)
-    inv_f = sfft.rfft2(inv, workers=1)
+    inv_f = _inverse_variance_f(variance, canvas_shape)
     rr = np.minimum(np.arange(hc), hc - np.arange(hc))[:, None].astype(np.float64)
     cc = np.minimum(np.arange(wc), wc - np.arange(wc))[None, :].astype(np.float64)
     r2 = rr * rr + cc * cc
@@ -418,10 +424,9 @@ def column_snr(
         if k >= 0:
             disc = (r2 <= (0.5 * 1.1**k) ** 2).astype(np.float64)
             tf = transfer * (1.0 - sfft.rfft2(disc / disc.sum(), workers=1))
-        kern = sfft.irfft2(tf, s=(hc, wc), workers=1)
-        acc = sfft.irfft2(inv_f * sfft.rfft2(kern * kern, workers=1), s=(hc, wc), workers=1)
         sel = step == k
-        at[sel] = map_coordinates(acc, [rows[sel], cols[sel]], order=1, mode="grid-wrap")
+        kern = sfft.irfft2(tf, s=(hc, wc), workers=1)
+        at[sel] = _weighted_energy(inv_f, kern, rows[sel], cols[sel])
     return np.asarray(electrons, np.float64) * np.sqrt(np.maximum(at, 0.0))
 
 
@@ -433,20 +438,12 @@ def position_crb(variance, rows, cols, electrons, *, transfer, canvas_shape) -> 
     column); no unbiased estimator locates it better than ``sqrt(1/I_row + 1/I_col)``. The
     neighbours are taken as known, so the bound is optimistic where columns overlap.
     """
-    from scipy.ndimage import map_coordinates
-
-    h, w = variance.shape
     hc, wc = canvas_shape
-    inv = np.zeros((hc, wc), np.float64)
-    inv[:h, :w] = 1.0 / np.maximum(variance, 1e-6)
-    inv_f = sfft.rfft2(inv, workers=1)
-    ky = sfft.fftfreq(hc)[:, None]
-    kx = sfft.rfftfreq(wc)[None, :]
+    inv_f = _inverse_variance_f(variance, canvas_shape)
     info = []
-    for k in (ky, kx):
+    for k in (sfft.fftfreq(hc)[:, None], sfft.rfftfreq(wc)[None, :]):
         grad = sfft.irfft2(transfer * (2j * np.pi * k), s=(hc, wc), workers=1)
-        acc = sfft.irfft2(inv_f * sfft.rfft2(grad * grad, workers=1), s=(hc, wc), workers=1)
-        info.append(map_coordinates(acc, [rows, cols], order=1, mode="grid-wrap"))
+        info.append(_weighted_energy(inv_f, grad, rows, cols))
     n2 = np.asarray(electrons, np.float64) ** 2
     with np.errstate(divide="ignore"):
         return np.sqrt(1.0 / (n2 * np.maximum(info[0], 0)) + 1.0 / (n2 * np.maximum(info[1], 0)))
