@@ -199,8 +199,11 @@ def train(
         net.load_state_dict(start.network.state_dict())
     net = net.to(memory_format=torch.channels_last)  # faster convolutions on CPU
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
+    # warm-up over 5 % of the steps, but never over exactly one step: torch's one-cycle schedule
+    # divides by zero there (e.g. n_steps=20)
+    warm = max(0.05, 2.0 / n_steps) if n_steps >= 10 else 0.05
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=learning_rate, total_steps=n_steps, pct_start=0.05
+        opt, max_lr=learning_rate, total_steps=n_steps, pct_start=warm
     )
     rng = np.random.default_rng(seed)
     step, history = 0, []

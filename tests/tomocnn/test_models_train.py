@@ -94,6 +94,14 @@ def _pairs_file(path, n=6, size=16, seed=0):
         f.attrs["n_done"] = n
 
 
+def test_training_runs_any_number_of_steps(tmp_path):
+    pairs = tmp_path / "pairs.h5"
+    _pairs_file(pairs)
+    kw = dict(batch_size=2, width=4, levels=2, patch=8, checkpoint_every=10, progress=False)
+    for n in (1, 20):  # 20: a one-step warm-up broke torch's one-cycle schedule
+        assert (train(pairs, tmp_path / f"m{n}", n_steps=n, **kw) / "model.json").is_file()
+
+
 def test_training_resume_really_continues(tmp_path):
     pairs = tmp_path / "pairs.h5"
     _pairs_file(pairs)

@@ -161,8 +161,10 @@ def train(
     net = WedgeNet3D(width=width, levels=levels).to(dev)
     net = net.to(memory_format=torch.channels_last_3d)  # ~1.6x faster 3D convolutions on CPU
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-5)
+    # warm-up over 5 % of the steps, never exactly one (torch divides by zero there: n_steps=20)
+    warm = max(0.05, 2.0 / n_steps) if n_steps >= 10 else 0.05
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=learning_rate, total_steps=n_steps, pct_start=0.05
+        opt, max_lr=learning_rate, total_steps=n_steps, pct_start=warm
     )
     rng = np.random.default_rng(seed)
     step, history = 0, []
