@@ -30,9 +30,23 @@ def test_train_writes_a_loadable_model(library, tmp_path, n_steps):
     assert cfg["pixel_size_angstrom"] > 0
     assert cfg["label_min_z"] == 11
     assert 0 < cfg["detection"]["threshold"] < 1
+    assert cfg["detection"]["val_min_snr"] == 5.0  # the library's label cut (Rose's, default)
     assert cfg["training"]["command"].startswith("atomseg train")
     image = np.random.default_rng(0).random((48, 48))
     assert list(locate(image, model=model).columns)[:2] == ["row", "col"]
+
+
+def test_tuning_truth_is_the_detectable_columns(library):
+    from atomseg.train.tune import _read_columns
+
+    per_image = [_read_columns(library, i) for i in range(6)]
+    i = int(np.argmax([resolved.sum() for _, _, resolved in per_image]))
+    counts = []
+    for cut in (0.0, 5.0, 1e9):
+        cols, asked, resolved = _read_columns(library, i, cut)
+        assert resolved.sum() > 0 and not (asked & ~resolved).any()
+        counts.append(int(asked.sum()))
+    assert counts[0] == int(resolved.sum()) >= counts[1] >= counts[2] == 0
 
 
 def test_interrupted_training_resumes_to_the_same_weights(library, tmp_path):
