@@ -13,6 +13,10 @@ from scipy.spatial import cKDTree
 from ._validation import _as_image, _fraction, _positive
 from .refine import _centroid, _disc_fit, _neighbour_slabs, _Windows
 
+#: a column cut by the border is voted on the visible part of its rim, counted as at least
+#: this fraction of the whole (a corner column shows a quarter: its vote is at most doubled).
+_MIN_SEEN_RIM = 0.5
+
 __all__ = ["hough_circle", "detect_columns"]
 
 _KERNELS = ("perimeter", "annulus")
@@ -547,7 +551,9 @@ def _column_measures(padded_prob, edges, img, pos, radius, width):
     disc of ``radius``. The vote is the normalised annulus vote of :func:`hough_circle`
     (half-width ``width``) at the sub-pixel centre; the column radius is the mean distance of
     the rim weighted by that vote (exact for a rim symmetric about its radius, and using only
-    the visible rim of a column cut by the border), re-centring the annulus on it once.
+    the visible rim of a column cut by the border), re-centring the annulus on it once. A
+    column cut by the border is scored on the part of its rim inside the image (at least
+    ``_MIN_SEEN_RIM`` of it counts as seen), so that it scores like a whole one.
     """
     padded_prob, pad_width = padded_prob
     half = int(np.ceil(1.5 * radius + width)) + 1
@@ -574,7 +580,11 @@ def _column_measures(padded_prob, edges, img, pos, radius, width):
         ring = np.minimum(d - (r - width), (r + width) - d) + 0.5
         np.clip(ring, 0.0, 1.0, out=ring)
         ring *= inv_circumference[index]
-        ring *= (2 * width / ring.sum(axis=(1, 2)))[:, None, None]
+        full = ring.sum(axis=(1, 2))
+        if inside is not None:  # a column cut by the border votes with the rim it shows
+            ring *= inside[index]
+            full *= np.maximum(ring.sum(axis=(1, 2)) / np.maximum(full, 1e-12), _MIN_SEEN_RIM)
+        ring *= (2 * width / full)[:, None, None]
         ring *= edge_values[index]
         vote = ring.sum(axis=(1, 2)).astype(np.float64)
         moment = np.einsum("nij,nij->n", ring, d).astype(np.float64)

@@ -185,7 +185,9 @@ def test_detect_columns_finds_columns_at_the_border():
     assert m["tp"] == 5 and m["fp"] == 0  # the outside column is not reported
     assert m["rmse_px"] < 0.1
     scores = columns["score"].to_numpy()[m["matches"][np.argsort(m["matches"][:, 1]), 0]]
-    assert np.all(scores[:4] < scores[4])  # cut columns score lower than a whole one
+    # a cut column is voted on the rim it shows: it scores like a whole one (it scored ~20 %
+    # lower when the hidden rim counted as missing, and a score cut then dropped border columns)
+    assert np.all(scores[:4] > 0.97 * scores[4])
 
 
 def test_detect_columns_intensity_and_image_refinement():
