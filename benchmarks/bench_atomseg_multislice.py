@@ -16,8 +16,9 @@ scattering that dominates HAADF is there; ``--phonons 0``: elastic scattering on
   edges to 7, scanned at 0.2 Å (atomseg resamples it to its 0.15 Å).
 
 Crystals are scanned over one period and tiled (their image is periodic); the particle is
-scanned in full by PRISM (interpolation 3). Truth: every column holding an atom of Z ≥ 11;
-columns just outside the image and light ones are don't care. A column is "detectable" at a
+scanned in full by PRISM (interpolation 3). Truth: every column holding an atom of Z at least
+the model card's ``label_min_z`` (11); columns just outside the image and light ones are don't
+care. A column is "detectable" at a
 dose when its contrast in the noise-free image, over the Poisson noise there, reaches 5
 (Rose's criterion: the counts above the local mean, over a square as wide as the
 nearest-neighbour distance, summed over a 0.5 Å disc, over the square root of the counts
@@ -42,6 +43,7 @@ from bench_atomseg_detect import _oracle_classical, _summary  # same baseline, s
 
 from atomseg.detect import match_positions, nearest_neighbour_distance
 from atomseg.infer import locate, save_overlay
+from atomseg.models import load_model
 
 DOSES = (1e3, 1e4, 1e5)
 ENERGY_EV = 300e3
@@ -50,7 +52,6 @@ DETECTOR_MRAD = (60.0, 140.0)  # within the 146 mrad the 0.045 Å potential grid
 SOURCE_FWHM_ANGSTROM = 0.5
 SAMPLING = 0.15  # Å per scan step of the crystals, the shipped model's pixel size
 PARTICLE_SAMPLING = 0.2  # the particle is scanned in full: coarser (atomseg resamples it)
-MIN_Z = 11
 PHONON_SIGMA_ANGSTROM = 0.08  # rms thermal displacement, about that of Au, Sr, Ga, As at 300 K
 ROSE = 5.0
 
@@ -138,7 +139,7 @@ def _scan(scan_end, gpts, potential_atoms, prism=1, phonons=0):
 
 
 def _columns(atoms, tol=0.2):
-    """(x, y) of each projected column with its largest Z and its number of atoms."""
+    """(x, y) of each projected column (mean of its atoms) and its largest Z."""
     xy = atoms.positions[:, :2]
     z = atoms.numbers
     key = np.round(xy / tol).astype(int)
@@ -150,7 +151,7 @@ def _columns(atoms, tol=0.2):
     count = np.bincount(inv, minlength=n)
     zmax = np.zeros(n, int)
     np.maximum.at(zmax, inv, z)
-    return pos / count[:, None], zmax, count
+    return pos / count[:, None], zmax
 
 
 CASES = ("SrTiO3 [001]", "GaAs [110]", "Au particle [001]")
@@ -160,8 +161,8 @@ def simulate_cases(cache: Path, names=CASES, phonons=0):
     """Noise-free multislice images (cached as .npz) and their columns.
 
     Per case: ``image`` (fraction of the probe per pixel), ``pixel`` (Å, rows and columns),
-    ``rc`` (every projected column, in pixels, also just outside the image), ``z`` (its
-    heaviest atom) and ``n`` (its number of atoms).
+    ``rc`` (every projected column, in pixels, also just outside the image) and ``z`` (its
+    heaviest atom).
     """
     cache.mkdir(parents=True, exist_ok=True)
     cases = {}
@@ -173,7 +174,7 @@ def simulate_cases(cache: Path, names=CASES, phonons=0):
             extent = atoms.cell.lengths()[:2]
             gpts = tuple(int(round(e / PARTICLE_SAMPLING)) for e in extent)
             pixel = extent / np.array(gpts)
-            pos, zmax, count = _columns(atoms)
+            pos, zmax = _columns(atoms)
             if not f.is_file():
                 print(f"multislice: {name}")
                 np.savez(f, image=_scan(tuple(extent), gpts, atoms, prism=3, phonons=phonons))
@@ -183,15 +184,14 @@ def simulate_cases(cache: Path, names=CASES, phonons=0):
             per = tuple(int(round(p / SAMPLING)) for p in period)
             ntile = tuple(int(np.ceil(180 / g)) for g in per)
             pixel = period / np.array(per)
-            pos, zmax, count = _columns(cell * (ntile[0] + 1, ntile[1] + 1, 1))
-            count = count * n_z
+            pos, zmax = _columns(cell * (ntile[0] + 1, ntile[1] + 1, 1))
             if not f.is_file():
                 print(f"multislice: {name}")
                 reps = tuple(int(np.ceil(16.0 / p)) for p in period)
                 slab = cell * (*reps, n_z)
                 np.savez(f, image=np.tile(_scan(tuple(period), per, slab, phonons=phonons), ntile))
         image = np.load(f)["image"]
-        cases[name] = dict(image=image, pixel=pixel, rc=pos / pixel, z=zmax, n=count)
+        cases[name] = dict(image=image, pixel=pixel, rc=pos / pixel, z=zmax)
     return cases
 
 
@@ -223,6 +223,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     cases = simulate_cases(Path(args.cache), args.cases, args.phonons)
+    min_z = int(load_model(args.model).config.get("label_min_z", 1))  # the model card's, as
+    # in bench_atomseg_detect.py: lighter columns are not asked for
     print(
         "| case | dose e/Å² | detectable | method | precision | recall | F1 | RMSE pm "
         "| false/image (nothing detectable) |"
@@ -231,7 +233,7 @@ def main(argv=None):
     for name, c in cases.items():
         px = float(np.mean(c["pixel"]))
         inside = (c["rc"] > -0.5).all(1) & (c["rc"] < np.array(c["image"].shape) - 0.5).all(1)
-        heavy = (c["z"] >= MIN_Z) & inside
+        heavy = (c["z"] >= min_z) & inside
         true_all = c["rc"][heavy]
         other = c["rc"][~heavy]  # light columns, and those just outside the image
         spacing = nearest_neighbour_distance(true_all)
