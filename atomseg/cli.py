@@ -45,6 +45,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         device=args.device,
         init=args.init,
+        border_fraction=args.border_fraction,
+        padding=args.padding,
     )
     return 0
 
@@ -112,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         metavar="MODEL",
         help="fine-tune: start from this model's weights (name or folder)",
+    )
+    p.add_argument(
+        "--border-fraction",
+        type=float,
+        default=0.0,
+        help="share of patches reaching across the image border, padded as at inference "
+        "(default 0; columns-v4: 0.3)",
+    )
+    p.add_argument(
+        "--padding",
+        default="reflect",
+        choices=["reflect", "edge", "symmetric"],
+        help="how images are padded beyond their border, in training and at inference "
+        "(default reflect; columns-v4: edge)",
     )
     p.set_defaults(func=_cmd_train)
 

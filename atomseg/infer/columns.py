@@ -87,13 +87,14 @@ def _to_input_frame(rc: np.ndarray, f: float) -> np.ndarray:
 
 
 def _probabilities(model, images: np.ndarray) -> np.ndarray:
-    """Run the network on normalised images (B, H, W) with reflect padding to a multiple."""
+    """Run the network on normalised images (B, H, W), padded (the model's way) to a multiple."""
     m = model.multiple
     pad = 16
     b, h, w = images.shape
     ph = (-(h + 2 * pad)) % m
     pw = (-(w + 2 * pad)) % m
-    x = np.pad(images, ((0, 0), (pad, pad + ph), (pad, pad + pw)), mode="reflect")
+    mode = model.config.get("padding", "reflect")  # as the model was trained
+    x = np.pad(images, ((0, 0), (pad, pad + ph), (pad, pad + pw)), mode=mode)
     return model.predict(x)[:, pad : pad + h, pad : pad + w]
 
 

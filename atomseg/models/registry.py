@@ -29,6 +29,7 @@ DEFAULT_MODEL = "columns-v3"
 
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
 _SHIPPED: dict[str, str] = {
+    "columns-v4": "c70cea008fd4e0e1bc75885489fae895d94d74f55568bbdb3d361087decfaa93",
     "columns-v3": "dfcc1b0e9b879fac0e3aa99cff1bd520788cf225d71e8dbdf9e567486645c473",
     "columns-v2": "906f5cf50abeb3b293c5f2709cdf19049870e9fceb30720315551b140504f0da",
     "columns-v1": "ac2d6fd6089e4223e3ad686075cfc358f789a1a14de7b8cf07871add78b0aced",

@@ -30,7 +30,8 @@ def test_train_writes_a_loadable_model(library, tmp_path, n_steps):
     assert cfg["pixel_size_angstrom"] > 0
     assert cfg["label_min_z"] == 11
     assert 0 < cfg["detection"]["threshold"] < 1
-    assert cfg["detection"]["val_min_snr"] == 5.0  # the library's label cut (Rose's, default)
+    assert cfg["detection"]["val_min_snr"] == 5.0  # Rose's criterion, whatever the labels' cut
+    assert cfg["padding"] == "reflect" and cfg["training"]["border_fraction"] == 0.0
     assert cfg["training"]["command"].startswith("atomseg train")
     image = np.random.default_rng(0).random((48, 48))
     assert list(locate(image, model=model).columns)[:2] == ["row", "col"]
@@ -71,6 +72,61 @@ def test_interrupted_training_resumes_to_the_same_weights(library, tmp_path):
     b = load_model(out, device="cpu").network.state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k])
+
+
+@pytest.mark.parametrize("padding", ["reflect", "edge"])
+def test_border_patches_are_padded_as_at_inference(padding):
+    # a ramp image (every value distinct) and an all-background mask
+    h = w = 64
+    image = np.arange(h * w, dtype=np.float32).reshape(1, h, w)
+    data = {"images": image, "masks": np.zeros((1, h, w), np.uint8)}
+    rng = np.random.default_rng(0)
+    x, y = trainer._batch(data, np.zeros(200, int), 32, rng, border_fraction=1.0, padding=padding)
+    padded = np.pad(image[0], trainer.BORDER_PAD_PX, mode=padding)
+    crossed = 0
+    for xi, yi in zip(x[:, 0], y[:, 0]):
+        outside = yi == 2
+        assert set(np.unique(yi)) <= {0, 2}
+        if outside.any():
+            crossed += 1
+            # the don't-care pixels form whole rows or columns along the patch edge
+            rows, cols = outside.all(axis=1), outside.all(axis=0)
+            assert np.array_equal(outside, rows[:, None] | cols[None, :])
+        # every pixel is an image pixel or its copy across the border
+        assert np.isin(xi, padded).all()
+        if outside.any() and padding == "edge":  # copies of the edge pixel, no mirror image
+            rows = np.flatnonzero(outside.all(axis=1))
+            if 0 < len(rows) < 32:
+                edge = rows[-1] + 1 if rows[0] == 0 else rows[0] - 1  # the image row next to them
+                assert np.array_equal(xi[rows], np.repeat(xi[edge : edge + 1], len(rows), 0))
+    assert crossed > 150  # most cross; origin exactly on the edge does not
+    # inner patches only: never a don't-care pixel
+    x, y = trainer._batch(data, np.zeros(50, int), 32, rng, border_fraction=0.0)
+    assert not (y == 2).any()
+
+
+def test_border_fraction_is_checked(library, tmp_path):
+    with pytest.raises(ValueError, match="border_fraction"):
+        train(library, tmp_path / "m", n_steps=2, border_fraction=1.5, **KW)
+    with pytest.raises(ValueError, match="padding"):
+        train(library, tmp_path / "m", n_steps=2, padding="wrap", **KW)
+
+
+def test_padding_is_recorded_and_used_at_inference(library, tmp_path):
+    import atomseg.infer.columns as columns
+
+    model = load_model(
+        train(library, tmp_path / "m", n_steps=2, padding="edge", **KW), device="cpu"
+    )
+    assert model.config["padding"] == "edge"
+    assert model.config["training"]["command"].endswith("--padding edge")
+    seen = []
+    original = model.predict
+    model.predict = lambda x: seen.append(x) or original(x)
+    image = np.random.default_rng(1).random((1, 40, 40)).astype(np.float32)
+    columns._probabilities(model, image)
+    # the 16 padded rows above the image copy its first row
+    assert np.array_equal(seen[0][0, :16, 16:56], np.repeat(image[0, :1], 16, axis=0))
 
 
 def test_missing_library_is_named(tmp_path):
