@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from atomseg import __version__
+from atomseg.models.registry import PADDINGS
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--padding",
         default="reflect",
-        choices=["reflect", "edge", "symmetric"],
+        choices=PADDINGS,
         help="how images are padded beyond their border, in training and at inference "
         "(default reflect; columns-v4: edge)",
     )

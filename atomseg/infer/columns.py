@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from atomseg.models.registry import PAD_PX
+
 __all__ = ["segment", "locate", "locate_stack", "save_overlay", "detect_files"]
 
 TABLE_COLUMNS = ["row", "col", "score", "radius", "intensity"]
@@ -88,8 +90,7 @@ def _to_input_frame(rc: np.ndarray, f: float) -> np.ndarray:
 
 def _probabilities(model, images: np.ndarray) -> np.ndarray:
     """Run the network on normalised images (B, H, W), padded (the model's way) to a multiple."""
-    m = model.multiple
-    pad = 16
+    m, pad = model.multiple, PAD_PX
     b, h, w = images.shape
     ph = (-(h + 2 * pad)) % m
     pw = (-(w + 2 * pad)) % m

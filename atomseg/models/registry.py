@@ -27,6 +27,12 @@ FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "columns-v3"
 
+#: how far (px) an image is padded beyond its border before the network sees it
+PAD_PX = 16
+#: how it may be padded (``numpy.pad`` modes): the model card's ``padding`` (default "reflect"),
+#: the same in training (border patches) and at inference
+PADDINGS = ("reflect", "edge", "symmetric")
+
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
 _SHIPPED: dict[str, str] = {
     "columns-v4": "c70cea008fd4e0e1bc75885489fae895d94d74f55568bbdb3d361087decfaa93",

@@ -26,6 +26,8 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from atomseg.models.registry import PAD_PX, PADDINGS
+
 __all__ = ["train", "load_training_set"]
 
 #: the pixel size shipped models expect, Å/px; calibrated images are resampled to it.
@@ -88,27 +90,21 @@ def load_training_set(
 #: the detection thresholds are tuned to find the columns of at least this SNR (Rose's criterion)
 DETECTABLE_SNR = 5.0
 
-#: how images may be padded beyond their border (numpy.pad modes), in training and inference
-PADDINGS = ("reflect", "edge", "symmetric")
-
-#: how far (px) inference pads an image beyond its border (reflect), as border patches do here
-BORDER_PAD_PX = 16
-
 
 def _patch_origin(size, patch, rng, at_border):
     """Patch start along one axis: anywhere inside, or (``at_border``) across an image edge."""
     if not at_border:
         return int(rng.integers(0, size - patch + 1))
     if rng.random() < 0.5:
-        return int(rng.integers(-BORDER_PAD_PX, 1))
-    return int(rng.integers(size - patch, size - patch + BORDER_PAD_PX + 1))
+        return int(rng.integers(-PAD_PX, 1))
+    return int(rng.integers(size - patch, size - patch + PAD_PX + 1))
 
 
 def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
     """Random patches (flipped, transposed) of images and masks.
 
     A share ``border_fraction`` of the patches reaches across the image border by up to
-    ``BORDER_PAD_PX`` on one or both axes, padded exactly as inference pads a whole image
+    ``PAD_PX`` on one or both axes, padded exactly as inference pads a whole image
     (``padding``, see :func:`atomseg.infer.columns._probabilities`), with the padding marked
     "don't care": the network learns where the columns cut by a real image border lie, instead
     of seeing the mirror image of the border as a column centred on it.
@@ -117,22 +113,16 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
     _, h, w = images.shape
     x = np.empty((len(idx), 1, patch, patch), np.float32)
     y = np.empty((len(idx), 1, patch, patch), np.float32)
-    pad = BORDER_PAD_PX
     for k, i in enumerate(idx):
         border = border_fraction > 0 and rng.random() < border_fraction
         axes = int(rng.integers(1, 4)) if border else 0  # 1: rows, 2: cols, 3: both
         r = _patch_origin(h, patch, rng, bool(axes & 1))
         c = _patch_origin(w, patch, rng, bool(axes & 2))
-        if border:
-            xi = np.pad(images[i], pad, mode=padding)[
-                r + pad : r + pad + patch, c + pad : c + pad + patch
-            ]
-            yi = np.pad(masks[i], pad, constant_values=2)[
-                r + pad : r + pad + patch, c + pad : c + pad + patch
-            ]
-        else:
-            xi = images[i, r : r + patch, c : c + patch]
-            yi = masks[i, r : r + patch, c : c + patch]
+        xi, yi = images[i], masks[i]
+        if border:  # pad the whole image as inference does; the padding is "don't care"
+            xi, yi = np.pad(xi, PAD_PX, mode=padding), np.pad(yi, PAD_PX, constant_values=2)
+            r, c = r + PAD_PX, c + PAD_PX
+        xi, yi = xi[r : r + patch, c : c + patch], yi[r : r + patch, c : c + patch]
         t = rng.integers(8)
         if t & 1:
             xi, yi = xi[::-1], yi[::-1]

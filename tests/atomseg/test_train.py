@@ -82,7 +82,7 @@ def test_border_patches_are_padded_as_at_inference(padding):
     data = {"images": image, "masks": np.zeros((1, h, w), np.uint8)}
     rng = np.random.default_rng(0)
     x, y = trainer._batch(data, np.zeros(200, int), 32, rng, border_fraction=1.0, padding=padding)
-    padded = np.pad(image[0], trainer.BORDER_PAD_PX, mode=padding)
+    padded = np.pad(image[0], trainer.PAD_PX, mode=padding)
     crossed = 0
     for xi, yi in zip(x[:, 0], y[:, 0]):
         outside = yi == 2
