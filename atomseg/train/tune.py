@@ -59,6 +59,11 @@ def _read_columns(library, index: int, min_snr: float | None = None):
     return cols, resolved, resolved
 
 
+def _decade_f1(bands: dict[int, list[int]]) -> dict[int, float]:
+    """F1 of each dose decade (``{decade: [tp, fp, fn]}``) that has a column to find."""
+    return {b: 2 * tp / (2 * tp + fp + fn) for b, (tp, fp, fn) in bands.items() if tp + fn}
+
+
 def tune_detection(
     network,
     data: dict[str, Any],
@@ -67,7 +72,7 @@ def tune_detection(
     *,
     thresholds=(0.5, 0.6, 0.7, 0.8, 0.9),
     min_scores=(0.3, 0.6, 0.75, 0.8, 0.85, 0.9),
-    min_cnrs=(0.0, 2.0, 3.0, 4.0, 6.0, 8.0),
+    min_cnrs=(0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0),
     min_snr: float | None = None,
 ) -> dict[str, Any]:
     """Pick the detection thresholds with the best F1 on held-out images.
@@ -76,10 +81,15 @@ def tune_detection(
     probability) and the minimum contrast-to-noise ratio of the image at the column
     (:func:`atomseg.detect.contrast.contrast_to_noise`: the image itself must show the column,
     which stops the network from reporting a lattice it expects in pure noise). F1 is pooled
-    over all images (total true/false positives and misses). Settings within ``F1_TIE`` of the
-    best count as tied, and the most permissive of them (lowest minimum score, then lowest
-    contrast-to-noise, then lowest threshold) is taken: real columns, with irregular shapes from
-    scan noise, score lower than simulated ones, and a stricter cut drops them.
+    over the images of each dose decade (1e2-1e3, 1e3-1e4, ... e/Å², the library's
+    ``dose_e_per_A2``; false detections on images with nothing to find count in their decade,
+    a decade with no column to find in any image does not count), and the score of a setting
+    is the mean of the decades' F1: the targets are per dose, and an F1 pooled over all images
+    would be decided by the high-dose images, which hold most of the detectable columns.
+    Settings within ``F1_TIE`` of the best count as tied, and the most permissive of them
+    (lowest minimum score, then lowest contrast-to-noise, then lowest threshold) is
+    taken: real columns, with irregular shapes from scan noise, score lower than simulated
+    ones, and a stricter cut drops them.
 
     The truth is what a finder is asked to find: resolved columns *detectable* at the image's
     dose, ``snr >= min_snr`` (default: the cut of the library's labels, ``label_min_snr``;
@@ -92,9 +102,10 @@ def tune_detection(
     Returns
     -------
     dict
-        ``threshold``, ``min_score``, ``min_contrast_to_noise``, ``val_f1`` (pooled F1 at those
-        values), ``val_images`` and ``val_f1_grid`` (``"threshold/min_score/min_cnr"``: F1 for
-        every setting tried).
+        ``threshold``, ``min_score``, ``min_contrast_to_noise``, ``val_f1`` (mean F1 of the dose
+        decades at those values), ``val_f1_by_dose`` (each decade's F1 there, keyed by its
+        lower dose), ``val_images`` and ``val_f1_grid`` (``"threshold/min_score/min_cnr"``: the
+        mean F1 for every setting tried).
 
     Examples
     --------
@@ -120,8 +131,12 @@ def tune_detection(
 
         with h5py.File(library, "r") as f:
             min_snr = float(json.loads(f.attrs.get("config", "{}")).get("label_min_snr", 0.0))
-    counts = {(t, m, c): [0, 0, 0] for t in thresholds for m in min_scores for c in min_cnrs}
+    with h5py.File(library, "r") as f:  # older libraries without doses: one band
+        doses = f["dose_e_per_A2"][:] if "dose_e_per_A2" in f else None
+    settings = [(t, m, c) for t in thresholds for m in min_scores for c in min_cnrs]
+    counts: dict[tuple, dict[int, list[int]]] = {k: {} for k in settings}
     for i in indices:
+        band = int(np.floor(np.log10(max(float(doses[i]), 1e-12)))) if doses is not None else 0
         image = data["raw_images"][i] if "raw_images" in data else data["images"][i]
         px = float(data["pixel_size_angstrom"][i])
         cols, is_labelled, resolved = _read_columns(library, int(i), min_snr)
@@ -138,14 +153,16 @@ def tune_detection(
                 min_cnr=0.0,
             )  # fmt: skip
             cnr = _column_cnr(image, table)
+            score = table["score"].to_numpy()
             for m in min_scores:
                 for c in min_cnrs:
-                    sel = (table["score"].to_numpy() >= m) & (cnr >= c)
+                    sel = (score >= m) & (cnr >= c)
                     pred = table.loc[sel, ["row", "col"]].to_numpy(float)
                     r = match_positions(pred, true, max_distance_px=tol, ignore=other)
-                    n = counts[(t, m, c)]
+                    n = counts[(t, m, c)].setdefault(band, [0, 0, 0])
                     n[0], n[1], n[2] = n[0] + r["tp"], n[1] + r["fp"], n[2] + r["fn"]
-    f1 = {k: 2 * tp / max(2 * tp + fp + fn, 1) for k, (tp, fp, fn) in counts.items()}
+    by_dose = {k: _decade_f1(bands) for k, bands in counts.items()}
+    f1 = {k: float(np.mean(list(v.values()))) if v else 0.0 for k, v in by_dose.items()}
     top = max(f1.values())
     tied = [k for k, v in f1.items() if v >= top - F1_TIE]
     best = min(tied, key=lambda k: (k[1], k[2], k[0]))
@@ -154,6 +171,7 @@ def tune_detection(
         "min_score": float(best[1]),
         "min_contrast_to_noise": float(best[2]),
         "val_f1": round(f1[best], 4),
+        "val_f1_by_dose": {f"{10.0**b:g}": round(v, 4) for b, v in sorted(by_dose[best].items())},
         "val_images": len(indices),
         "val_min_snr": min_snr,
         "val_f1_grid": {f"{t:g}/{m:g}/{c:g}": round(v, 4) for (t, m, c), v in f1.items()},

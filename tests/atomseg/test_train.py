@@ -191,3 +191,23 @@ def test_dont_care_pixels_count_in_neither_loss_term():
         p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1
     )
     assert torch.allclose(_loss(logits, mask), bce + dice.mean())
+
+
+def test_tuning_scores_each_dose_decade_alike():
+    from atomseg.train.tune import _decade_f1
+
+    # a low-dose decade finding half its columns, a high-dose one finding all of many more,
+    # and false detections in a decade with nothing to find: pooled F1 would be 0.996
+    f1 = _decade_f1({2: [10, 0, 10], 5: [5000, 0, 0], 6: [0, 7, 0]})
+    assert f1 == {2: pytest.approx(2 / 3), 5: 1.0}
+    assert np.mean(list(f1.values())) == pytest.approx(5 / 6)
+
+
+def test_tuning_reports_the_f1_of_each_dose_decade(library, tmp_path):
+    import h5py
+
+    with h5py.File(library, "r") as f:
+        decades = {f"{10.0 ** np.floor(np.log10(d)):g}" for d in f["dose_e_per_A2"][:]}
+    det = load_model(train(library, tmp_path / "m", n_steps=2, **KW)).config["detection"]
+    assert det["val_f1_by_dose"] and set(det["val_f1_by_dose"]) <= decades
+    assert det["val_f1"] == pytest.approx(np.mean(list(det["val_f1_by_dose"].values())), abs=1e-3)
