@@ -72,7 +72,7 @@ def tune_detection(
     *,
     thresholds=(0.5, 0.6, 0.7, 0.8, 0.9),
     min_scores=(0.3, 0.6, 0.75, 0.8, 0.85, 0.9),
-    min_cnrs=(0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0),
+    min_cnrs=(0.0, 2.0, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 8.0),
     min_snr: float | None = None,
 ) -> dict[str, Any]:
     """Pick the detection thresholds with the best F1 on held-out images.
