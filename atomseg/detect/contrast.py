@@ -19,6 +19,14 @@ from scipy import ndimage
 
 __all__ = ["noise_sigma", "contrast_to_noise"]
 
+#: share of the Haar coefficients :func:`noise_sigma` keeps (the largest are signal)
+_KEEP = 0.98
+#: variance of a unit normal kept within its central 98 % (|z| <= 2.326):
+#: 1 - 2 z phi(z) / (2 Phi(z) - 1)
+_TRIMMED_VARIANCE = 0.8735
+#: pixels this many column radii from any listed column are background (contrast_to_noise)
+_EXCLUDE_RADII = 2.0
+
 
 def noise_sigma(image: np.ndarray) -> float:
     """Robust standard deviation of the pixel noise of an image.
@@ -59,15 +67,6 @@ def noise_sigma(image: np.ndarray) -> float:
         return 0.0
     kept = hh[hh <= np.quantile(hh, _KEEP)]
     return float(np.sqrt(np.mean(kept**2) / _TRIMMED_VARIANCE))
-
-
-#: share of the Haar coefficients :func:`noise_sigma` keeps (the largest are signal)
-_KEEP = 0.98
-#: variance of a unit normal kept within its central 98 % (|z| <= 2.326):
-#: 1 - 2 z phi(z) / (2 Phi(z) - 1)
-_TRIMMED_VARIANCE = 0.8735
-#: pixels this many column radii from any listed column are background (contrast_to_noise)
-_EXCLUDE_RADII = 2.0
 
 
 def contrast_to_noise(image: np.ndarray, rows, cols, radius_px: float) -> np.ndarray:
