@@ -126,13 +126,12 @@ def tune_detection(
 
     model = ColumnModel(network, config)
     library = data["path"]
-    if min_snr is None:  # the library's own cut, as its labels
-        import json
+    with h5py.File(library, "r") as f:
+        if min_snr is None:  # the library's own cut, as its labels
+            import json
 
-        with h5py.File(library, "r") as f:
             min_snr = float(json.loads(f.attrs.get("config", "{}")).get("label_min_snr", 0.0))
-    with h5py.File(library, "r") as f:  # older libraries without doses: one band
-        doses = f["dose_e_per_A2"][:] if "dose_e_per_A2" in f else None
+        doses = f["dose_e_per_A2"][:] if "dose_e_per_A2" in f else None  # older: one band
     settings = [(t, m, c) for t in thresholds for m in min_scores for c in min_cnrs]
     counts: dict[tuple, dict[int, list[int]]] = {k: {} for k in settings}
     for i in indices:
