@@ -19,10 +19,11 @@ The truth is what the model is asked to find: columns holding an atom of Z >= ``
 away; see ``label_min_separation_px``) and detectable at the image's dose (ideal-observer
 signal-to-noise ratio of the column's own signal >= 5, Rose's criterion; see
 ``atomseg.sim.library.column_snr``). Other columns (light, such as O; unresolved, merged into
-one blob; or too weak to tell from the noise at this dose) are "don't care": a detection on one
-is neither a hit nor a false positive, for every method alike. Per dose the script also prints
-the share of resolved columns that are detectable, and atomseg's recall over all resolved
-columns, so that nothing is hidden by the criterion.
+one blob; or too weak to tell from the noise at this dose) and columns centred just outside the
+image, part of which shows at its border (``Sample.outside_columns``), are "don't care": a
+detection on one is neither a hit nor a false positive, for every method alike. Per dose the
+script also prints the share of resolved columns that are detectable, and atomseg's recall
+over all resolved columns, so that nothing is hidden by the criterion.
 
 Columns are matched one-to-one within 0.3 × the nearest-neighbour distance; precision, recall,
 F1 and position RMSE (pm, over matched columns) are printed per dose, plus RMSE at 1e4 for pixel
@@ -161,6 +162,9 @@ def main(argv=None):
                 every = s.columns.loc[resolved, ["row", "col"]].to_numpy(float)
                 true = s.columns.loc[asked, ["row", "col"]].to_numpy(float)
                 other = s.columns.loc[present & ~asked, ["row", "col"]].to_numpy(float)
+                out = s.outside_columns
+                outside = out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float)
+                other = np.concatenate([other, outside])
                 if len(every) < 4:
                     continue
                 px = s.pixel_size_angstrom
@@ -179,6 +183,7 @@ def main(argv=None):
                 found = table[["row", "col"]].to_numpy()
                 record("atomseg", match_positions(found, true, max_distance_px=tol, ignore=other))
                 rest = s.columns.loc[present & ~resolved, ["row", "col"]].to_numpy(float)
+                rest = np.concatenate([rest, outside])
                 m_all = match_positions(found, every, max_distance_px=tol, ignore=rest)
                 coverage[dose] += np.array([len(every), len(true), m_all["tp"]])
                 crb = s.columns.loc[asked, "position_crb_px"].to_numpy() * pm

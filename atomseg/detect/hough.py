@@ -189,6 +189,7 @@ def detect_columns(
     min_score: float = 0.3,
     refine: str = "probability",
     rim_width_px: float | None = None,
+    border_tolerance_px: float = 0.0,
 ) -> pd.DataFrame:
     """Detect atomic columns in a segmentation map with a circular Hough transform.
 
@@ -212,7 +213,8 @@ def detect_columns(
        than twice that, which is exact for any centro-symmetric disc profile and keeps close pairs
        apart; for columns whose window the border cuts, a least-squares fit of a soft disc
        ``a / (1 + exp((d - r) / s))`` to their visible part. Columns whose centre ends up
-       outside the image are dropped. ``"image"`` then moves each column to the centroid of
+       outside the image by more than ``border_tolerance_px`` are dropped; those closer are
+       moved onto the image's edge. ``"image"`` then moves each column to the centroid of
        the (window-minimum subtracted) ``image`` in a window of radius ``radius_px``, unless that
        moves it by more than half a radius.
     5. Per column: ``vote``, the normalised annulus vote of :func:`hough_circle` at the refined
@@ -254,6 +256,11 @@ def detect_columns(
         Half-width (pixels) of the band around the disc edge that the score vote integrates and
         by which the refinement window exceeds the disc. Default:
         ``min(max(1.5, 0.4 * radius_px), 0.9 * min(radii))``.
+    border_tolerance_px : float, optional
+        A column cut by the border whose refined centre lies outside the image extent
+        ``[-0.5, n - 0.5]`` by at most this many pixels is kept, its position moved onto the
+        extent's edge (a network trained not to mirror the border can place a column centred on
+        the border a pixel outside); 0 (default) drops every centre outside.
 
     Returns
     -------
@@ -306,6 +313,9 @@ def detect_columns(
 
     min_dist = _positive(min_distance_px, "min_distance_px", allow_none=True)
     width = _positive(rim_width_px, "rim_width_px", allow_none=True)
+    tolerance = float(border_tolerance_px)
+    if not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"border_tolerance_px must be >= 0, got {border_tolerance_px!r}")
     if radii is not None:
         radii = _as_radii(radii)
         radius = _positive(radius_px, "radius_px", allow_none=True) or float(np.median(radii))
@@ -369,13 +379,13 @@ def detect_columns(
     padded_prob = np.pad(prob.astype(np.float32), pad_width)
     if refine in ("probability", "image"):
         pos = _refine_on_probability(prob, pos, radius, width, (padded_prob, pad_width))
-    pos = pos[_is_inside(pos, prob.shape)]  # False for a failed fit (NaN)
+    pos = _onto_image(pos, prob.shape, tolerance)  # drops a failed fit (NaN)
     if refine == "image" and len(pos):
         slabs = _neighbour_slabs(pos, 2 * radius + 1)
         on_image = _centroid(img, pos, radius, background="min", slabs=slabs)
         ok = np.hypot(*(on_image - pos).T) <= radius / 2
         pos[ok] = on_image[ok]
-    pos = pos[_is_inside(pos, prob.shape)]
+    pos = _onto_image(pos, prob.shape, tolerance)
     if len(pos) == 0:
         return _empty()
 
@@ -400,9 +410,17 @@ def detect_columns(
     )
 
 
-def _is_inside(pos: np.ndarray, shape) -> np.ndarray:
-    """Whether each (row, col) lies within the image extent [-0.5, n - 0.5]."""
-    return np.all((pos >= -0.5) & (pos <= np.array(shape) - 0.5), axis=1)
+def _is_inside(pos: np.ndarray, shape, tolerance: float = 0.0) -> np.ndarray:
+    """Whether each (row, col) lies within the image extent [-0.5, n - 0.5] widened by
+    ``tolerance``."""
+    lo, hi = -0.5 - tolerance, np.array(shape) - 0.5 + tolerance
+    return np.all((pos >= lo) & (pos <= hi), axis=1)
+
+
+def _onto_image(pos: np.ndarray, shape, tolerance: float) -> np.ndarray:
+    """The positions within ``tolerance`` of the image extent, moved onto it; others dropped."""
+    pos = pos[_is_inside(pos, shape, tolerance)]
+    return np.clip(pos, -0.5, np.array(shape, float) - 0.5)
 
 
 def _local_maxima(values: np.ndarray, floor: float):

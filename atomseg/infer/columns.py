@@ -215,6 +215,8 @@ def _detect(
     sep = float(det.get("min_separation_radii", _MIN_SEPARATION_RADII))
     # candidates down to the detector's own floor; the model's min_score is applied to the final
     # scores, exactly as it was tuned (atomseg.train.tune)
+    # a column centred on the border may be placed up to this far outside (model card)
+    tol = float(det.get("border_tolerance_radii", 0.0)) * radius
     table = detect_columns(
         prob,
         radius_px=radius,
@@ -222,17 +224,22 @@ def _detect(
         image=resampled,
         min_score=min(0.3, min_score),
         min_distance_px=sep * radius,
+        border_tolerance_px=tol,
     )
     table = table[table["score"] >= min_score].reset_index(drop=True)
     rc = _to_input_frame(table[["row", "col"]].to_numpy(float), f)
     table = table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
+    # centres within the tolerance outside the input are moved onto its edge, others dropped
+    tol_in = tol / f
     keep = (
-        (table["row"] > -0.5)
-        & (table["row"] < image.shape[0] - 0.5)
-        & (table["col"] > -0.5)
-        & (table["col"] < image.shape[1] - 0.5)
+        (table["row"] >= -0.5 - tol_in)
+        & (table["row"] <= image.shape[0] - 0.5 + tol_in)
+        & (table["col"] >= -0.5 - tol_in)
+        & (table["col"] <= image.shape[1] - 0.5 + tol_in)
     )
     table = table[keep].reset_index(drop=True)
+    table["row"] = table["row"].clip(-0.5, image.shape[0] - 0.5)
+    table["col"] = table["col"].clip(-0.5, image.shape[1] - 0.5)
     if min_cnr > 0:
         table = table[_column_cnr(image, table) >= min_cnr].reset_index(drop=True)
     if f != 1.0:  # intensity from the input image itself, in its own units

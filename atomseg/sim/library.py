@@ -126,6 +126,11 @@ class Sample:
     params : dict
         Every generator parameter (JSON-serialisable) including ``seed``;
         ``remake(params, shape=image.shape)`` re-makes this sample exactly.
+    outside_columns : pandas.DataFrame or None
+        ``row``, ``col``, ``z``, ``n_atoms`` of the columns centred outside the image but
+        within one column spacing (and the probe's reach) of it, part of which can show at its
+        border: not asked for, but really there (a finder that reports one on the border is not
+        wrong). Freshly simulated images only (None for library reads).
     """
 
     image: np.ndarray
@@ -134,6 +139,7 @@ class Sample:
     gaussian: np.ndarray
     pixel_size_angstrom: float
     params: dict = field(repr=False)
+    outside_columns: Any = field(default=None, repr=False)
 
     @property
     def positions(self) -> np.ndarray:
@@ -348,7 +354,16 @@ def _render(params: dict, shape: tuple[int, int]) -> dict[str, Any]:
         mask[(dont_care == 1) & (mask == 0)] = 2
     inside = (rows >= -0.5) & (rows < h - 0.5) & (cols >= -0.5) & (cols < w - 0.5)
     order = np.lexsort((cols[inside], rows[inside]))
+    # centred outside, within one column spacing of the image (and the probe's reach): part of
+    # them shows at the border
+    reach = min(float(margin), nn) if np.isfinite(nn) else float(margin)
+    near = ~inside & (rows > -0.5 - reach) & (rows < h - 0.5 + reach)
+    near &= (cols > -0.5 - reach) & (cols < w - 0.5 + reach)
     return {
+        "outside_rows": rows[near],
+        "outside_cols": cols[near],
+        "outside_z": spec["z"][near],
+        "outside_n_atoms": spec["n_atoms"][near],
         "image": image.astype(np.float32, copy=False),
         "mask": mask,
         "gaussian": gaussian,
@@ -513,8 +528,17 @@ def _to_sample(params, out) -> Sample:
     columns["detectable"] = columns["labelled"] & (
         columns["snr"] >= float(params.get("label_min_snr", 0.0))
     )
+    outside = None
     if "position_crb_px" in out:  # freshly simulated (libraries do not store it)
         columns["position_crb_px"] = np.asarray(out["position_crb_px"], np.float64)
+        outside = pd.DataFrame(
+            {
+                "row": np.asarray(out["outside_rows"], np.float64),
+                "col": np.asarray(out["outside_cols"], np.float64),
+                "z": np.asarray(out["outside_z"], np.int16),
+                "n_atoms": np.asarray(out["outside_n_atoms"], np.int32),
+            }
+        )
     return Sample(
         image=out["image"],
         columns=columns,
@@ -522,6 +546,7 @@ def _to_sample(params, out) -> Sample:
         gaussian=np.asarray(out["gaussian"], np.float32),
         pixel_size_angstrom=float(params["pixel_size_angstrom"]),
         params=params,
+        outside_columns=outside,
     )
 
 

@@ -190,6 +190,23 @@ def test_detect_columns_finds_columns_at_the_border():
     assert np.all(scores[:4] > 0.97 * scores[4])
 
 
+def test_border_tolerance_keeps_a_column_placed_just_outside_on_the_edge():
+    n = 64
+    # a segmentation that puts the border column 0.8 px outside (as a network trained not to
+    # mirror the border can): dropped by default, moved onto the edge with a tolerance
+    centres = np.array([[-0.8 - 0.5, 30.0], [-3.5, 12.0], [32.0, 32.0]])
+    prob = _disc_map((n, n), centres, RADIUS, edge_px=0.6)
+    strict = detect_columns(prob, radius_px=RADIUS)
+    assert strict["row"].min() > 10  # only the inner column
+    tolerant = detect_columns(prob, radius_px=RADIUS, border_tolerance_px=1.5)
+    edge = tolerant[tolerant["row"] < 10]
+    assert len(edge) == 1  # the one 3 px outside stays out
+    assert edge["row"].iloc[0] == -0.5 and abs(edge["col"].iloc[0] - 30.0) < 0.2
+    assert tolerant["row"].min() >= -0.5
+    with pytest.raises(ValueError, match="border_tolerance_px"):
+        detect_columns(prob, radius_px=RADIUS, border_tolerance_px=-1)
+
+
 def test_detect_columns_intensity_and_image_refinement():
     rng = np.random.default_rng(7)
     true = _lattice((96, 96), 12, rng=rng, jitter_px=0.3, margin_px=6)

@@ -8,6 +8,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from atomseg.cli import main
+from atomseg.detect import nearest_neighbour_distance
 from atomseg.sim import (
     build_specimen,
     list_structures,
@@ -480,3 +481,18 @@ def test_lazy_top_level_access_and_repr():
     s = atomseg.simulate_image(shape=(32, 32), rng=0)
     assert "columns" in repr(s) and s.dose_e_per_A2 > 0
     assert s.positions.shape == (len(s.columns), 2)
+
+
+def test_columns_just_outside_the_image_are_listed_apart():
+    s = simulate_image(shape=(64, 64), seed=4, structure="SrTiO3", zone_axis="100",
+                       scene="slab", pixel_size_angstrom=0.15, noise=False)  # fmt: skip
+    out = s.outside_columns
+    assert list(out.columns) == ["row", "col", "z", "n_atoms"] and len(out) > 0
+    rows, cols = out["row"].to_numpy(), out["col"].to_numpy()
+    inside = (rows >= -0.5) & (rows < 63.5) & (cols >= -0.5) & (cols < 63.5)
+    assert not inside.any()
+    # within one column spacing of the image: the lattice just continues past the border
+    spacing = nearest_neighbour_distance(s.positions)
+    depth = np.maximum.reduce([-0.5 - rows, rows - 63.5, -0.5 - cols, cols - 63.5])
+    assert depth.max() <= spacing + 1e-9 and depth.min() > 0
+    assert len(out) > 4 * 64 / spacing  # a row of them along each side
