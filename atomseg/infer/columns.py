@@ -185,6 +185,28 @@ def _column_cnr(image, table) -> np.ndarray:
     return contrast_to_noise(image, table["row"], table["col"], float(table["radius"].median()))
 
 
+def _lattice_gate(image, table, min_cnr, det) -> np.ndarray:
+    """Which columns the image shows: contrast-to-noise >= ``min_cnr``, or (model card's
+    ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
+    a column (:func:`atomseg.detect.lattice.lattice_support`)."""
+    from atomseg.detect.lattice import lattice_support
+
+    cnr = _column_cnr(image, table)
+    keep = cnr >= min_cnr
+    floor = det.get("lattice_min_contrast_to_noise")
+    if floor is None:
+        return keep
+    faint = ~keep & (cnr >= float(floor))
+    if faint.any():
+        votes = lattice_support(
+            table[["row", "col"]].to_numpy(float),
+            keep,
+            tolerance=float(det.get("lattice_tolerance", 0.15)),
+        )
+        keep |= faint & (votes >= int(det.get("lattice_min_votes", 2)))
+    return keep
+
+
 def _detect(
     prob,
     resampled,
@@ -241,7 +263,7 @@ def _detect(
     table["row"] = table["row"].clip(-0.5, image.shape[0] - 0.5)
     table["col"] = table["col"].clip(-0.5, image.shape[1] - 0.5)
     if min_cnr > 0:
-        table = table[_column_cnr(image, table) >= min_cnr].reset_index(drop=True)
+        table = table[_lattice_gate(image, table, min_cnr, det)].reset_index(drop=True)
     if f != 1.0:  # intensity from the input image itself, in its own units
         r = np.clip(np.round(table["row"].to_numpy()).astype(int), 0, image.shape[0] - 1)
         c = np.clip(np.round(table["col"].to_numpy()).astype(int), 0, image.shape[1] - 1)
@@ -280,7 +302,10 @@ def locate(
         Probability threshold of the detection (default: the model's tuned value). The model
         card's other tuned cuts apply as well: a minimum score and, for ``columns-v3`` on, a
         minimum contrast-to-noise ratio of the image at the column
-        (:func:`atomseg.detect.contrast_to_noise`), so that noise is not read as a lattice.
+        (:func:`atomseg.detect.contrast_to_noise`), so that noise is not read as a lattice;
+        for ``columns-v4``, a fainter column is kept where the lattice of the clear ones puts
+        one (:func:`atomseg.detect.lattice.lattice_support`), and a column centred on the
+        image border that the network places just outside is moved onto the edge.
     guess_scale : bool
         Without ``pixel_size_angstrom``: guess the pixel size from the lattice
         (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size

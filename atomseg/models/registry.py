@@ -25,7 +25,7 @@ __all__ = ["FORMAT_VERSION", "ColumnModel", "list_models", "load_model", "save_m
 
 FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "columns-v3"
+DEFAULT_MODEL = "columns-v4"
 
 #: how far (px) an image is padded beyond its border before the network sees it
 PAD_PX = 16

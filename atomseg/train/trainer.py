@@ -89,6 +89,27 @@ def load_training_set(
 
 #: the detection thresholds are tuned to find the columns of at least this SNR (Rose's criterion)
 DETECTABLE_SNR = 5.0
+#: fainter columns (contrast-to-noise from this floor up to the tuned gate) are kept where the
+#: lattice of the clear ones puts a column (atomseg.detect.lattice; chosen on held-out
+#: simulated sets, see the README)
+LATTICE_RULE = {
+    "lattice_min_contrast_to_noise": 3.0,
+    "lattice_tolerance": 0.15,
+    "lattice_min_votes": 2,
+}
+#: a network trained on border patches padded by edge replication places a column centred on
+#: the border up to about a pixel outside: such centres within this many radii are kept
+EDGE_PADDING_BORDER_TOLERANCE_RADII = 0.5
+
+
+def _detection_rules(tuned: dict, border_fraction: float, padding: str) -> dict:
+    """The tuned detection settings plus the fixed rules that go with them (model card)."""
+    rules = dict(tuned)
+    if tuned.get("min_contrast_to_noise", 0.0) > 0:
+        rules.update(LATTICE_RULE)
+    if border_fraction > 0 and padding == "edge":
+        rules["border_tolerance_radii"] = EDGE_PADDING_BORDER_TOLERANCE_RADII
+    return rules
 
 
 def _patch_origin(size, patch, rng, at_border):
@@ -344,5 +365,6 @@ def train(
 
     with h5py.File(library, "r") as f:  # tuning runs the full pipeline on the raw images
         data["raw_images"] = {int(i): f["images"][int(i)] for i in val_idx}
-    config["detection"] = tune_detection(net.cpu(), data, val_idx, config, min_snr=DETECTABLE_SNR)
+    tuned = tune_detection(net.cpu(), data, val_idx, config, min_snr=DETECTABLE_SNR)
+    config["detection"] = _detection_rules(tuned, border_fraction, padding)
     return save_model(output, net, config)

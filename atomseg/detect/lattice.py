@@ -1,0 +1,140 @@
+"""Lattice support: does the lattice of the clearly seen columns predict a faint candidate?
+
+A crystal repeats. Where most columns stand well out of the noise, the translations between
+neighbouring clear columns (the lattice vectors) say where the others must be; a faint
+candidate that the network marks *and* that sits where two of those translations of clear
+columns land is a column the contrast gate alone would drop. Noise does not sit on the lattice
+(a noise blob lands on a lattice site only by chance, within a fifth of a spacing), and an image
+of noise has too few clear columns to define one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["lattice_vectors", "lattice_support"]
+
+
+def lattice_vectors(
+    positions, *, tolerance: float = 0.2, min_share: float = 0.2, neighbours: int = 6
+) -> np.ndarray:
+    """The translations that repeat between neighbouring columns.
+
+    Parameters
+    ----------
+    positions : array-like, shape (n, 2)
+        Column positions (row, col), pixels.
+    tolerance : float
+        Two translations within ``tolerance`` × the median nearest-neighbour distance are one.
+    min_share : float
+        A translation is kept when at least this share of the columns have it (to one of their
+        ``neighbours`` nearest columns).
+    neighbours : int
+        How many nearest neighbours of each column are looked at.
+
+    Returns
+    -------
+    ndarray, shape (k, 2)
+        The lattice vectors (row, col), most frequent first, both signs; empty when there are
+        fewer than 3 columns or none repeats.
+
+    Examples
+    --------
+    >>> rr, cc = np.mgrid[0:5, 0:5]
+    >>> square = np.stack([rr.ravel() * 10.0, cc.ravel() * 10.0], axis=1)
+    >>> v = lattice_vectors(square)
+    >>> sorted(map(tuple, np.round(v[np.hypot(*v.T) < 11]).astype(int).tolist()))
+    [(-10, 0), (0, -10), (0, 10), (10, 0)]
+    """
+    p = np.asarray(positions, np.float64).reshape(-1, 2)
+    if len(p) < 3:
+        return np.zeros((0, 2))
+    k = min(neighbours + 1, len(p))
+    d, j = cKDTree(p).query(p, k=k)
+    spacing = float(np.median(d[:, 1]))
+    if not spacing > 0:
+        return np.zeros((0, 2))
+    vec = (p[j[:, 1:]] - p[:, None, :]).reshape(-1, 2)
+    radius = tolerance * spacing
+    # count the translations on a grid of cells one radius wide (each cell with its 8
+    # neighbours, so that a cluster cut by a cell edge still counts whole), then take the
+    # most frequent cells in turn, each mode the mean of the translations within a radius
+    cells, inverse, counts = np.unique(
+        np.floor(vec / radius).astype(np.int64), axis=0, return_inverse=True, return_counts=True
+    )
+    index = {tuple(c): i for i, c in enumerate(cells.tolist())}
+    near = np.zeros(len(cells), np.int64)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            for i, (r, c) in enumerate(cells.tolist()):
+                k = index.get((r + dr, c + dc))
+                if k is not None:
+                    near[i] += counts[k]
+    tree = cKDTree(vec)
+    modes: list[np.ndarray] = []
+    for i in np.argsort(-near, kind="stable"):
+        if near[i] < min_share * len(p):
+            break
+        centre = vec[inverse.ravel() == i].mean(axis=0)
+        members = tree.query_ball_point(centre, radius)
+        if len(members) < min_share * len(p):
+            continue
+        mode = vec[members].mean(axis=0)
+        if modes and np.min(np.hypot(*(np.array(modes) - mode).T)) < radius:
+            continue
+        modes.append(mode)
+    return np.array(modes).reshape(-1, 2)
+
+
+def lattice_support(
+    positions, strong, *, tolerance: float = 0.2, min_strong: int = 12, min_share: float = 0.2
+) -> np.ndarray:
+    """How many lattice translations of the strong columns land on each position.
+
+    The lattice vectors are those of the strong columns (:func:`lattice_vectors`); a position
+    gets one vote for each vector ``v`` that takes some strong column onto it (within
+    ``tolerance`` × the strong columns' median nearest-neighbour distance).
+
+    Parameters
+    ----------
+    positions : array-like, shape (n, 2)
+        All candidate positions (row, col), pixels.
+    strong : array-like of bool, shape (n,)
+        The candidates seen clearly (e.g. contrast-to-noise ratio >= 5).
+    tolerance, min_share : float
+        See :func:`lattice_vectors`.
+    min_strong : int
+        Fewer strong columns than this define no lattice: every vote is 0.
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+        Votes per position.
+
+    Examples
+    --------
+    >>> rr, cc = np.mgrid[0:6, 0:6]
+    >>> lattice = np.stack([rr.ravel() * 8.0, cc.ravel() * 8.0], axis=1)
+    >>> candidates = np.concatenate([lattice, [[20.0, 20.0]]])  # the last one is off the lattice
+    >>> strong = np.ones(len(candidates), bool)
+    >>> strong[[14, 36]] = False  # a faint lattice column (16, 16), and the stray one
+    >>> votes = lattice_support(candidates, strong)
+    >>> int(votes[14]) >= 2, int(votes[36])
+    (True, 0)
+    """
+    p = np.asarray(positions, np.float64).reshape(-1, 2)
+    strong = np.asarray(strong, bool)
+    votes = np.zeros(len(p), int)
+    s = p[strong]
+    if len(s) < max(min_strong, 3):
+        return votes
+    vectors = lattice_vectors(s, tolerance=tolerance, min_share=min_share)
+    if len(vectors) == 0:
+        return votes
+    tree = cKDTree(s)
+    radius = tolerance * float(np.median(tree.query(s, k=2)[0][:, 1]))
+    for v in vectors:
+        d, _ = tree.query(p - v)
+        votes += d < radius
+    return votes
