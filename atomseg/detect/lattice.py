@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["lattice_vectors", "lattice_support"]
+__all__ = ["lattice_vectors", "lattice_support", "gate_columns"]
 
 
 def lattice_vectors(
@@ -138,3 +138,51 @@ def lattice_support(
         d, _ = tree.query(p - v)
         votes += d < radius
     return votes
+
+
+def gate_columns(
+    positions,
+    cnr,
+    min_cnr: float,
+    *,
+    floor: float | None = None,
+    tolerance: float = 0.15,
+    min_votes: int = 2,
+) -> np.ndarray:
+    """Which candidates to keep: contrast-to-noise ``>= min_cnr``, or ``>= floor`` on the lattice.
+
+    Parameters
+    ----------
+    positions : array-like, shape (n, 2)
+        Candidate positions (row, col), pixels.
+    cnr : array-like, shape (n,)
+        Their contrast-to-noise ratios (:func:`atomseg.detect.contrast_to_noise`).
+    min_cnr : float
+        The gate: candidates at or above it are kept (and define the lattice).
+    floor : float, optional
+        Candidates from ``floor`` up to the gate are kept where at least ``min_votes`` lattice
+        translations of the kept ones land on them (:func:`lattice_support` with
+        ``tolerance``); None: the gate alone.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+
+    Examples
+    --------
+    >>> rr, cc = np.mgrid[0:6, 0:6]
+    >>> p = np.stack([rr.ravel() * 8.0, cc.ravel() * 8.0], axis=1)
+    >>> cnr = np.full(len(p), 9.0)
+    >>> cnr[14] = 4.0  # a faint column on the lattice
+    >>> bool(gate_columns(p, cnr, 5.0)[14]), bool(gate_columns(p, cnr, 5.0, floor=3.0)[14])
+    (False, True)
+    """
+    cnr = np.asarray(cnr, np.float64)
+    keep = cnr >= min_cnr
+    if floor is None:
+        return keep
+    faint = ~keep & (cnr >= floor)
+    if faint.any():
+        votes = lattice_support(positions, keep, tolerance=tolerance)
+        keep = keep | (faint & (votes >= min_votes))
+    return keep

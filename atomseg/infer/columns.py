@@ -188,23 +188,18 @@ def _column_cnr(image, table) -> np.ndarray:
 def _lattice_gate(image, table, min_cnr, det) -> np.ndarray:
     """Which columns the image shows: contrast-to-noise >= ``min_cnr``, or (model card's
     ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
-    a column (:func:`atomseg.detect.lattice.lattice_support`)."""
-    from atomseg.detect.lattice import lattice_support
+    a column (:func:`atomseg.detect.lattice.gate_columns`)."""
+    from atomseg.detect.lattice import gate_columns
 
-    cnr = _column_cnr(image, table)
-    keep = cnr >= min_cnr
     floor = det.get("lattice_min_contrast_to_noise")
-    if floor is None:
-        return keep
-    faint = ~keep & (cnr >= float(floor))
-    if faint.any():
-        votes = lattice_support(
-            table[["row", "col"]].to_numpy(float),
-            keep,
-            tolerance=float(det.get("lattice_tolerance", 0.15)),
-        )
-        keep |= faint & (votes >= int(det.get("lattice_min_votes", 2)))
-    return keep
+    return gate_columns(
+        table[["row", "col"]].to_numpy(float),
+        _column_cnr(image, table),
+        min_cnr,
+        floor=None if floor is None else float(floor),
+        tolerance=float(det.get("lattice_tolerance", 0.15)),
+        min_votes=int(det.get("lattice_min_votes", 2)),
+    )
 
 
 def _detect(

@@ -89,14 +89,6 @@ def load_training_set(
 
 #: the detection thresholds are tuned to find the columns of at least this SNR (Rose's criterion)
 DETECTABLE_SNR = 5.0
-#: fainter columns (contrast-to-noise from this floor up to the tuned gate) are kept where the
-#: lattice of the clear ones puts a column (atomseg.detect.lattice; chosen on held-out
-#: simulated sets, see the README)
-LATTICE_RULE = {
-    "lattice_min_contrast_to_noise": 3.0,
-    "lattice_tolerance": 0.15,
-    "lattice_min_votes": 2,
-}
 #: a network trained on border patches padded by edge replication places a column centred on
 #: the border up to about a pixel outside: such centres within this many radii are kept
 EDGE_PADDING_BORDER_TOLERANCE_RADII = 0.5
@@ -104,6 +96,8 @@ EDGE_PADDING_BORDER_TOLERANCE_RADII = 0.5
 
 def _detection_rules(tuned: dict, border_fraction: float, padding: str) -> dict:
     """The tuned detection settings plus the fixed rules that go with them (model card)."""
+    from atomseg.train.tune import LATTICE_RULE
+
     rules = dict(tuned)
     if tuned.get("min_contrast_to_noise", 0.0) > 0:
         rules.update(LATTICE_RULE)
