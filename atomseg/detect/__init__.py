@@ -11,6 +11,8 @@ nearest_neighbour_distance median nearest-neighbour distance of a set of columns
 classical_baseline         smoothing + local maxima + centroid, the non-learnt reference
 contrast_to_noise          how far each column stands out of the image's own noise (the
                            detection gate); noise_sigma, the robust noise estimate it uses
+gate_columns               the gate, letting fainter columns through where the lattice of the
+                           clear ones puts a column; lattice_vectors, lattice_support
 
 Conventions: positions are ``(row, col)`` in pixels of the input image, as sub-pixel floats
 (pixel ``(i, j)`` has its centre at ``(i, j)``); distances and radii are in pixels (``_px``).
@@ -19,6 +21,7 @@ Conventions: positions are ``(row, col)`` in pixels of the input image, as sub-p
 from .baseline import classical_baseline
 from .contrast import contrast_to_noise, noise_sigma
 from .hough import detect_columns, hough_circle
+from .lattice import gate_columns, lattice_support, lattice_vectors
 from .metrics import match_positions, nearest_neighbour_distance
 from .refine import refine_positions
 
@@ -31,4 +34,7 @@ __all__ = [
     "classical_baseline",
     "contrast_to_noise",
     "noise_sigma",
+    "gate_columns",
+    "lattice_vectors",
+    "lattice_support",
 ]
