@@ -431,6 +431,9 @@ def test_public_api_is_documented():
             "classical_baseline",
             "contrast_to_noise",
             "noise_sigma",
+            "gate_columns",
+            "lattice_vectors",
+            "lattice_support",
         ]
     )
     for name in detect.__all__:
