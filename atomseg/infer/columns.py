@@ -185,21 +185,26 @@ def _column_cnr(image, table) -> np.ndarray:
     return contrast_to_noise(image, table["row"], table["col"], float(table["radius"].median()))
 
 
-def _lattice_gate(image, table, min_cnr, det) -> np.ndarray:
+def _gate(positions, cnr, min_cnr, det) -> np.ndarray:
     """Which columns the image shows: contrast-to-noise >= ``min_cnr``, or (model card's
     ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
-    a column (:func:`atomseg.detect.lattice.gate_columns`)."""
+    a column (:func:`atomseg.detect.lattice.gate_columns`); the tuner applies the same."""
     from atomseg.detect.lattice import gate_columns
 
     floor = det.get("lattice_min_contrast_to_noise")
     return gate_columns(
-        table[["row", "col"]].to_numpy(float),
-        _column_cnr(image, table),
+        positions,
+        cnr,
         min_cnr,
         floor=None if floor is None else float(floor),
         tolerance=float(det.get("lattice_tolerance", 0.15)),
         min_votes=int(det.get("lattice_min_votes", 2)),
     )
+
+
+def _lattice_gate(image, table, min_cnr, det) -> np.ndarray:
+    """:func:`_gate` for a detection table of ``image``."""
+    return _gate(table[["row", "col"]].to_numpy(float), _column_cnr(image, table), min_cnr, det)
 
 
 def _detect(
@@ -215,6 +220,7 @@ def _detect(
     min_cnr=None,
 ):
     from atomseg.detect import detect_columns
+    from atomseg.detect.hough import _is_inside
 
     det = model.config.get("detection", {})
     thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
@@ -245,18 +251,11 @@ def _detect(
     )
     table = table[table["score"] >= min_score].reset_index(drop=True)
     rc = _to_input_frame(table[["row", "col"]].to_numpy(float), f)
-    table = table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
     # centres within the tolerance outside the input are moved onto its edge, others dropped
-    tol_in = tol / f
-    keep = (
-        (table["row"] >= -0.5 - tol_in)
-        & (table["row"] <= image.shape[0] - 0.5 + tol_in)
-        & (table["col"] >= -0.5 - tol_in)
-        & (table["col"] <= image.shape[1] - 0.5 + tol_in)
-    )
-    table = table[keep].reset_index(drop=True)
-    table["row"] = table["row"].clip(-0.5, image.shape[0] - 0.5)
-    table["col"] = table["col"].clip(-0.5, image.shape[1] - 0.5)
+    on = _is_inside(rc, image.shape, tol / f)
+    rc = np.clip(rc[on], -0.5, np.array(image.shape, float) - 0.5)
+    table = table[on].reset_index(drop=True)
+    table = table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
     if min_cnr > 0:
         table = table[_lattice_gate(image, table, min_cnr, det)].reset_index(drop=True)
     if f != 1.0:  # intensity from the input image itself, in its own units

@@ -87,20 +87,13 @@ def _outside_columns(library, index: int, shape) -> np.ndarray:
 
 def _keep(table, score, cnr, min_score, min_cnr, lattice) -> np.ndarray:
     """The columns a setting keeps: score and contrast gates, plus the lattice rule."""
-    from atomseg.detect.lattice import gate_columns
+    from atomseg.infer.columns import _gate
 
     keep = score >= min_score
     if min_cnr <= 0:
         return keep
-    floor = LATTICE_RULE["lattice_min_contrast_to_noise"] if lattice else None
-    keep[keep] = gate_columns(
-        table.loc[keep, ["row", "col"]].to_numpy(float),
-        cnr[keep],
-        min_cnr,
-        floor=floor,
-        tolerance=LATTICE_RULE["lattice_tolerance"],
-        min_votes=LATTICE_RULE["lattice_min_votes"],
-    )
+    rule = LATTICE_RULE if lattice else {}
+    keep[keep] = _gate(table.loc[keep, ["row", "col"]].to_numpy(float), cnr[keep], min_cnr, rule)
     return keep
 
 
