@@ -125,18 +125,29 @@ def lattice_support(
     """
     p = np.asarray(positions, np.float64).reshape(-1, 2)
     strong = np.asarray(strong, bool)
-    votes = np.zeros(len(p), int)
-    s = p[strong]
-    if len(s) < max(min_strong, 3):
-        return votes
-    vectors = lattice_vectors(s, tolerance=tolerance, min_share=min_share)
+    lattice = _strong_lattice(p[strong], tolerance, min_strong, min_share)
+    if lattice is None:
+        return np.zeros(len(p), int)
+    return _votes(p, p[strong], *lattice)
+
+
+def _strong_lattice(strong, tolerance, min_strong=12, min_share=0.2):
+    """(vectors, radius) of the strong columns' lattice, or None where they define none."""
+    if len(strong) < max(min_strong, 3):
+        return None
+    vectors = lattice_vectors(strong, tolerance=tolerance, min_share=min_share)
     if len(vectors) == 0:
-        return votes
-    tree = cKDTree(s)
-    radius = tolerance * float(np.median(tree.query(s, k=2)[0][:, 1]))
+        return None
+    spacing = float(np.median(cKDTree(strong).query(strong, k=2)[0][:, 1]))
+    return vectors, tolerance * spacing
+
+
+def _votes(positions, voters, vectors, radius) -> np.ndarray:
+    """How many of ``vectors`` take one of ``voters`` onto each position (within ``radius``)."""
+    tree = cKDTree(voters)
+    votes = np.zeros(len(positions), int)
     for v in vectors:
-        d, _ = tree.query(p - v)
-        votes += d < radius
+        votes += tree.query(positions - v)[0] < radius
     return votes
 
 
@@ -148,6 +159,8 @@ def gate_columns(
     floor: float | None = None,
     tolerance: float = 0.15,
     min_votes: int = 2,
+    rounds: int = 1,
+    lattice_only=None,
 ) -> np.ndarray:
     """Which candidates to keep: contrast-to-noise ``>= min_cnr``, or ``>= floor`` on the lattice.
 
@@ -163,6 +176,13 @@ def gate_columns(
         Candidates from ``floor`` up to the gate are kept where at least ``min_votes`` lattice
         translations of the kept ones land on them (:func:`lattice_support` with
         ``tolerance``); None: the gate alone.
+    rounds : int
+        Rounds of the lattice rule: in each after the first, the faint candidates kept so far
+        vote too (the lattice vectors and tolerance stay those of the clear columns), so a run
+        of faint columns is followed from the clear ones.
+    lattice_only : array-like of bool, shape (n,), optional
+        Candidates that can enter on the lattice only, however clear (e.g. those the network
+        marks with less confidence).
 
     Returns
     -------
@@ -176,13 +196,29 @@ def gate_columns(
     >>> cnr[14] = 4.0  # a faint column on the lattice
     >>> bool(gate_columns(p, cnr, 5.0)[14]), bool(gate_columns(p, cnr, 5.0, floor=3.0)[14])
     (False, True)
+    >>> rr, cc = np.mgrid[0:7, 0:7]  # a 3 x 3 block of faint columns in a 7 x 7 lattice
+    >>> p = np.stack([rr.ravel() * 8.0, cc.ravel() * 8.0], axis=1)
+    >>> cnr = np.where(((abs(rr - 3) <= 1) & (abs(cc - 3) <= 1)).ravel(), 4.0, 9.0)
+    >>> rule = dict(floor=3.0, min_votes=4)  # the centre one has too few clear neighbours ...
+    >>> int(gate_columns(p, cnr, 5.0, **rule).sum())
+    48
+    >>> int(gate_columns(p, cnr, 5.0, rounds=2, **rule).sum())  # ... until its faint ones vote
+    49
     """
+    p = np.asarray(positions, np.float64).reshape(-1, 2)
     cnr = np.asarray(cnr, np.float64)
-    keep = cnr >= min_cnr
+    only = np.zeros(len(p), bool) if lattice_only is None else np.asarray(lattice_only, bool)
+    keep = (cnr >= min_cnr) & ~only
     if floor is None:
         return keep
-    faint = ~keep & (cnr >= floor)
-    if faint.any():
-        votes = lattice_support(positions, keep, tolerance=tolerance)
-        keep = keep | (faint & (votes >= min_votes))
+    faint = np.flatnonzero(~keep & (cnr >= floor))
+    lattice = _strong_lattice(p[keep], tolerance) if len(faint) else None
+    if lattice is None:
+        return keep
+    for _ in range(max(int(rounds), 1)):
+        new = faint[_votes(p[faint], p[keep], *lattice) >= min_votes]
+        if len(new) == 0:
+            break
+        keep[new] = True
+        faint = np.setdiff1d(faint, new)
     return keep

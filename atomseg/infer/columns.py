@@ -176,19 +176,23 @@ def segment(
 _MIN_SEPARATION_RADII = 2.0
 
 
-def _column_cnr(image, table) -> np.ndarray:
-    """Contrast-to-noise ratio of the input image at each column of a table (input frame)."""
+def _column_cnr(image, table, radius=None) -> np.ndarray:
+    """Contrast-to-noise ratio of the input image at each column of a table (input frame),
+    measured over ``radius`` (default: the table's median column radius)."""
     from atomseg.detect.contrast import contrast_to_noise
 
     if len(table) == 0:
         return np.zeros(0)
-    return contrast_to_noise(image, table["row"], table["col"], float(table["radius"].median()))
+    radius = float(table["radius"].median()) if radius is None else float(radius)
+    return contrast_to_noise(image, table["row"], table["col"], radius)
 
 
-def _gate(positions, cnr, min_cnr, det) -> np.ndarray:
+def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
     """Which columns the image shows: contrast-to-noise >= ``min_cnr``, or (model card's
     ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
-    a column (:func:`atomseg.detect.lattice.gate_columns`); the tuner applies the same."""
+    a column (:func:`atomseg.detect.lattice.gate_columns`, ``lattice_rounds`` rounds); the
+    ``lattice_only`` ones (second-pass candidates) enter on the lattice only. The tuner applies
+    the same."""
     from atomseg.detect.lattice import gate_columns
 
     floor = det.get("lattice_min_contrast_to_noise")
@@ -199,47 +203,45 @@ def _gate(positions, cnr, min_cnr, det) -> np.ndarray:
         floor=None if floor is None else float(floor),
         tolerance=float(det.get("lattice_tolerance", 0.15)),
         min_votes=int(det.get("lattice_min_votes", 2)),
+        rounds=int(det.get("lattice_rounds", 1)),
+        lattice_only=lattice_only,
     )
 
 
-def _lattice_gate(image, table, min_cnr, det) -> np.ndarray:
-    """:func:`_gate` for a detection table of ``image``."""
-    return _gate(table[["row", "col"]].to_numpy(float), _column_cnr(image, table), min_cnr, det)
+def _lattice_gate(image, table, min_cnr, det, lattice_only=None) -> np.ndarray:
+    """:func:`_gate` for a detection table of ``image`` (contrast measured over the median
+    radius of the first-pass columns, the second pass's too)."""
+    first = table if lattice_only is None else table[~np.asarray(lattice_only, bool)]
+    radius = float(first["radius"].median()) if len(first) else None
+    cnr = _column_cnr(image, table, radius)
+    return _gate(table[["row", "col"]].to_numpy(float), cnr, min_cnr, det, lattice_only)
 
 
-def _detect(
-    prob,
-    resampled,
-    image,
-    f,
-    model,
-    pixel_size_angstrom,
-    threshold,
-    min_score=None,
-    p_net=None,
-    min_cnr=None,
-):
+def _new_sites(table, low) -> pd.DataFrame:
+    """The rows of ``low`` (a second, lower-threshold pass) at sites ``table`` has no column:
+    farther than half the median nearest-neighbour distance of ``table`` from all of its."""
+    if len(table) < 2 or len(low) == 0:
+        return low.iloc[:0]
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(table[["row", "col"]].to_numpy(float))
+    spacing = float(np.median(tree.query(table[["row", "col"]].to_numpy(float), k=2)[0][:, 1]))
+    d = tree.query(low[["row", "col"]].to_numpy(float))[0]
+    return low[d > 0.5 * spacing]
+
+
+def _with_lattice_candidates(table, low):
+    """``table`` with ``low``'s new sites appended, and which rows are those (lattice only)."""
+    extra = _new_sites(table, low)
+    both = pd.concat([table, extra], ignore_index=True)
+    return both, np.r_[np.zeros(len(table), bool), np.ones(len(extra), bool)]
+
+
+def _hough(prob, resampled, image, f, thr, radius, sep, tol, min_score) -> pd.DataFrame:
+    """Hough detection on the probability map, in the input image's pixels."""
     from atomseg.detect import detect_columns
     from atomseg.detect.hough import _is_inside
 
-    det = model.config.get("detection", {})
-    thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
-    if min_score is None:
-        min_score = float(det.get("min_score", 0.3))
-    if min_cnr is None:  # the image must show the column: contrast-to-noise ratio (tuned)
-        min_cnr = float(det.get("min_contrast_to_noise", 0.0))
-    if p_net is not None:  # the label discs' radius, as the library draws them (>= 1.5 px)
-        radius = max(float(model.config.get("label_radius_angstrom", 0.4)) / p_net, 1.5)
-    else:  # from the segmentation; at least 1 px (coarse uncalibrated image), 1 if empty
-        from atomseg.detect.hough import _estimate_radius
-
-        radius = max(_estimate_radius(prob, thr) or 1.0, 1.0)
-    # two columns closer than this many radii are one (the model card may set it)
-    sep = float(det.get("min_separation_radii", _MIN_SEPARATION_RADII))
-    # candidates down to the detector's own floor; the model's min_score is applied to the final
-    # scores, exactly as it was tuned (atomseg.train.tune)
-    # a column centred on the border may be placed up to this far outside (model card)
-    tol = float(det.get("border_tolerance_radii", 0.0)) * radius
     table = detect_columns(
         prob,
         radius_px=radius,
@@ -255,9 +257,56 @@ def _detect(
     on = _is_inside(rc, image.shape, tol / f)
     rc = np.clip(rc[on], -0.5, np.array(image.shape, float) - 0.5)
     table = table[on].reset_index(drop=True)
-    table = table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
+    return table.assign(row=rc[:, 0], col=rc[:, 1], radius=table["radius"] / f)
+
+
+def _detect(
+    prob,
+    resampled,
+    image,
+    f,
+    model,
+    pixel_size_angstrom,
+    threshold,
+    min_score=None,
+    p_net=None,
+    min_cnr=None,
+    lattice_threshold=None,
+    border_tolerance_radii=None,
+):
+    det = model.config.get("detection", {})
+    thr = float(det.get("threshold", 0.5)) if threshold is None else float(threshold)
+    if min_score is None:
+        min_score = float(det.get("min_score", 0.3))
+    if min_cnr is None:  # the image must show the column: contrast-to-noise ratio (tuned)
+        min_cnr = float(det.get("min_contrast_to_noise", 0.0))
+    if lattice_threshold is None:  # a second pass whose candidates enter on the lattice only
+        lattice_threshold = det.get("lattice_threshold")
+    if p_net is not None:  # the label discs' radius, as the library draws them (>= 1.5 px)
+        radius = max(float(model.config.get("label_radius_angstrom", 0.4)) / p_net, 1.5)
+    else:  # from the segmentation; at least 1 px (coarse uncalibrated image), 1 if empty
+        from atomseg.detect.hough import _estimate_radius
+
+        radius = max(_estimate_radius(prob, thr) or 1.0, 1.0)
+    # two columns closer than this many radii are one (the model card may set it)
+    sep = float(det.get("min_separation_radii", _MIN_SEPARATION_RADII))
+    # candidates down to the detector's own floor; the model's min_score is applied to the final
+    # scores, exactly as it was tuned (atomseg.train.tune)
+    # a column centred on the border may be placed up to this far outside (model card)
+    if border_tolerance_radii is None:
+        border_tolerance_radii = det.get("border_tolerance_radii", 0.0)
+    tol = float(border_tolerance_radii) * radius
+    table = _hough(prob, resampled, image, f, thr, radius, sep, tol, min_score)
     if min_cnr > 0:
-        table = table[_lattice_gate(image, table, min_cnr, det)].reset_index(drop=True)
+        only = None
+        lattice = det.get("lattice_min_contrast_to_noise") is not None
+        if lattice and lattice_threshold is not None and float(lattice_threshold) < thr:
+            # centred inside the input only: the lattice would place a cut column that the
+            # first pass left out on the border, however far outside its centre lies
+            low = _hough(prob, resampled, image, f, float(lattice_threshold), radius, sep, 0.0,
+                         min_score)  # fmt: skip
+            table, only = _with_lattice_candidates(table, low)
+        table = table[_lattice_gate(image, table, min_cnr, det, only)].reset_index(drop=True)
     if f != 1.0:  # intensity from the input image itself, in its own units
         r = np.clip(np.round(table["row"].to_numpy()).astype(int), 0, image.shape[0] - 1)
         c = np.clip(np.round(table["col"].to_numpy()).astype(int), 0, image.shape[1] - 1)

@@ -87,3 +87,76 @@ def test_locate_gate_keeps_faint_columns_on_the_lattice_only():
     kept_faint = faint[faint_cnr >= 3]
     assert plain[kept_faint].mean() < 0.5 and gated[kept_faint].all()
     assert 3 <= cnr[-1] < 5 and not gated[-1], cnr[-1]  # faint, off the lattice: stays out
+
+
+def test_lattice_only_candidates_never_pass_the_gate_alone():
+    from atomseg.detect.lattice import gate_columns
+
+    p = _hexagonal(n=8)
+    stray = np.array([[40.0, 43.0]])  # a clear blob, off the lattice
+    candidates = np.concatenate([p, p[[10]] + 0.2, stray])
+    cnr = np.full(len(candidates), 9.0)
+    only = np.zeros(len(candidates), bool)
+    only[len(p) :] = True
+    plain = gate_columns(candidates, cnr, 5.0)
+    assert plain[len(p) :].all()
+    gated = gate_columns(candidates, cnr, 5.0, floor=3.0, lattice_only=only)
+    # a second-pass candidate on a lattice site enters; the clear one off the lattice does not
+    assert gated[: len(p)].all() and gated[len(p)] and not gated[-1]
+    assert not gate_columns(candidates, cnr, 5.0, lattice_only=only)[len(p) :].any()
+
+
+def test_rounds_follow_a_run_of_faint_columns_from_the_clear_ones():
+    from atomseg.detect.lattice import gate_columns
+
+    p = _hexagonal(n=12)
+    centre = np.array([p[:, 0].mean(), p[:, 1].mean()])
+    faint = np.hypot(*(p - centre).T) < 2.2 * 9.0  # a patch of faint columns, two rows deep
+    cnr = np.where(faint, 4.0, 9.0)
+    one = gate_columns(p, cnr, 5.0, floor=3.0, min_votes=3)
+    more = gate_columns(p, cnr, 5.0, floor=3.0, min_votes=3, rounds=4)
+    assert one[faint].mean() < 1.0 and more[faint].all()
+
+
+def test_second_pass_adds_only_new_sites():
+    import pandas as pd
+
+    from atomseg.infer.columns import _new_sites, _with_lattice_candidates
+
+    p = _hexagonal(n=5)
+    first = pd.DataFrame({"row": p[:-3, 0], "col": p[:-3, 1], "score": 0.9, "radius": 2.0})
+    low = pd.DataFrame({"row": p[:, 0] + 0.4, "col": p[:, 1], "score": 0.5, "radius": 2.0})
+    assert len(_new_sites(first, low)) == 3  # the three sites the first pass missed
+    both, only = _with_lattice_candidates(first, low)
+    assert len(both) == len(p) and only.sum() == 3 and not only[: len(first)].any()
+    assert len(_new_sites(first.iloc[:1], low)) == 0  # one column: no spacing to judge by
+
+
+def test_default_model_second_pass_adds_lattice_columns_and_drops_none():
+    import copy
+    import warnings
+
+    from scipy.spatial import cKDTree
+
+    from atomseg.infer import locate
+    from atomseg.models import load_model
+    from atomseg.sim import simulate_image
+
+    model = load_model("default", device="cpu")
+    assert model.config["detection"]["lattice_threshold"] < model.config["detection"]["threshold"]
+    single = copy.copy(model)
+    single.config = copy.deepcopy(model.config)
+    single.config["detection"].pop("lattice_threshold")
+    s = simulate_image(shape=(160, 160), seed=5, dose_e_per_A2=1e4, scene="slab")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        two = locate(s.image, pixel_size_angstrom=s.pixel_size_angstrom, model=model)
+        one = locate(s.image, pixel_size_angstrom=s.pixel_size_angstrom, model=single)
+    assert len(two) > len(one)
+    d, _ = cKDTree(two[["row", "col"]]).query(one[["row", "col"]])
+    assert d.max() < 1e-6  # the first pass's columns all stay, where they were
+    cols = np.concatenate([s.columns[["row", "col"]], s.outside_columns[["row", "col"]]])
+    new = two[cKDTree(one[["row", "col"]]).query(two[["row", "col"]])[0] > 1e-6]
+    d_true, _ = cKDTree(cols).query(new[["row", "col"]])
+    # the added ones sit on real columns (two of them on the edge, centred just outside it)
+    assert d_true.max() < 2.0, d_true
