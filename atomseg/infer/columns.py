@@ -224,8 +224,9 @@ def _new_sites(table, low) -> pd.DataFrame:
         return low.iloc[:0]
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(table[["row", "col"]].to_numpy(float))
-    spacing = float(np.median(tree.query(table[["row", "col"]].to_numpy(float), k=2)[0][:, 1]))
+    kept = table[["row", "col"]].to_numpy(float)
+    tree = cKDTree(kept)
+    spacing = float(np.median(tree.query(kept, k=2)[0][:, 1]))
     d = tree.query(low[["row", "col"]].to_numpy(float))[0]
     return low[d > 0.5 * spacing]
 
@@ -347,8 +348,9 @@ def locate(
         minimum contrast-to-noise ratio of the image at the column
         (:func:`atomseg.detect.contrast_to_noise`), so that noise is not read as a lattice;
         for ``columns-v4``, a fainter column is kept where the lattice of the clear ones puts
-        one (:func:`atomseg.detect.lattice.lattice_support`), and a column centred on the
-        image border that the network places just outside is moved onto the edge.
+        one (:func:`atomseg.detect.lattice.gate_columns`), also one found only by a second
+        Hough pass at a lower probability (card ``lattice_threshold``), and a column centred on
+        the image border that the network places just outside is moved onto the edge.
     guess_scale : bool
         Without ``pixel_size_angstrom``: guess the pixel size from the lattice
         (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size

@@ -218,16 +218,17 @@ def tune_detection(
                 min_cnr=0.0,
             )  # fmt: skip
             table = table.assign(cnr=_column_cnr(image, table))
-            if low is not None and t > low_thr:  # the second pass, as _detect measures it
+            second = low is not None and t > low_thr  # the second pass, as _detect runs it
+            if second:  # its contrast over the first pass's radius
                 radius = table["radius"].median() if len(table) else None
                 low = low.assign(cnr=_column_cnr(image, low, radius))
             for m in min_scores:
                 cut, only = table[table["score"] >= m], None
-                if low is not None and t > low_thr:  # the second pass, as _detect runs it
+                if second:
                     cut, only = _with_lattice_candidates(cut, low[low["score"] >= m])
-                pos, cnr = cut[["row", "col"]].to_numpy(float), cut["cnr"].to_numpy()
+                found, cnr = cut[["row", "col"]].to_numpy(float), cut["cnr"].to_numpy()
                 for c in min_cnrs:
-                    pred = pos[_keep(pos, cnr, c, lattice, only)]
+                    pred = found[_keep(found, cnr, c, lattice, only)]
                     r = match_positions(pred, true, max_distance_px=tol, ignore=other)
                     n = counts[(t, m, c)].setdefault(band, [0, 0, 0])
                     n[0], n[1], n[2] = n[0] + r["tp"], n[1] + r["fp"], n[2] + r["fn"]
