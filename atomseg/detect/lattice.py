@@ -5,7 +5,8 @@ neighbouring clear columns (the lattice vectors) say where the others must be; a
 candidate that the network marks *and* that sits where two of those translations of clear
 columns land is a column the contrast gate alone would drop. Noise does not sit on the lattice
 (a noise blob lands on a lattice site only by chance, within a fifth of a spacing), and an image
-of noise has too few clear columns to define one.
+of noise has too few clear columns to define one. Where the clear columns are nearly all one
+grain's, the translations that all the candidates share (a faint grain's own) vote too.
 """
 
 from __future__ import annotations
@@ -142,6 +143,21 @@ def _strong_lattice(strong, tolerance, min_strong=12, min_share=0.2):
     return vectors, tolerance * spacing
 
 
+def _grain_vectors(vectors, candidates, tolerance, radius) -> np.ndarray:
+    """The lattice vectors of all the ``candidates`` that ``vectors`` (the clear ones') lack.
+
+    In an image of two grains the clear columns may nearly all be one grain's (heavy columns
+    of one crystal beside a light one): their lattice vectors say nothing of the other grain,
+    whose faint columns still share its translations with one another (noise does not repeat).
+    """
+    extra = [
+        v
+        for v in lattice_vectors(candidates, tolerance=tolerance)
+        if np.min(np.hypot(*(np.asarray(vectors) - v).T)) >= radius
+    ]
+    return np.asarray(extra).reshape(-1, 2)
+
+
 def _votes(positions, voters, vectors, radius) -> np.ndarray:
     """How many of ``vectors`` take one of ``voters`` onto each position (within ``radius``)."""
     tree = cKDTree(voters)
@@ -159,7 +175,7 @@ def gate_columns(
     floor: float | None = None,
     tolerance: float = 0.15,
     min_votes: int = 2,
-    rounds: int = 1,
+    rounds: int | None = 1,
     lattice_only=None,
 ) -> np.ndarray:
     """Which candidates to keep: contrast-to-noise ``>= min_cnr``, or ``>= floor`` on the lattice.
@@ -174,12 +190,14 @@ def gate_columns(
         The gate: candidates at or above it are kept (and define the lattice).
     floor : float, optional
         Candidates from ``floor`` up to the gate are kept where at least ``min_votes`` lattice
-        translations of the kept ones land on them (:func:`lattice_support` with
-        ``tolerance``); None: the gate alone.
-    rounds : int
+        translations of the kept ones land on them (within ``tolerance`` × the kept ones'
+        nearest-neighbour distance); the translations are those of the kept columns and those
+        all the candidates from ``floor`` up share (a grain with few clear columns); None: the
+        gate alone.
+    rounds : int or None
         Rounds of the lattice rule: in each after the first, the faint candidates kept so far
-        vote too (the lattice vectors and tolerance stay those of the clear columns), so a run
-        of faint columns is followed from the clear ones.
+        vote too (the lattice vectors and tolerance stay the same), so a run of faint columns
+        is followed from the clear ones; None: until a round keeps no new one.
     lattice_only : array-like of bool, shape (n,), optional
         Candidates that can enter on the lattice only, however clear (e.g. those the network
         marks with less confidence).
@@ -215,8 +233,11 @@ def gate_columns(
     lattice = _strong_lattice(p[keep], tolerance) if len(faint) else None
     if lattice is None:
         return keep
-    for _ in range(max(int(rounds), 1)):
-        new = faint[_votes(p[faint], p[keep], *lattice) >= min_votes]
+    vectors, radius = lattice
+    seen = p[keep | (cnr >= floor)]
+    vectors = np.concatenate([vectors, _grain_vectors(vectors, seen, tolerance, radius)])
+    for _ in range(len(faint) if rounds is None else max(int(rounds), 1)):
+        new = faint[_votes(p[faint], p[keep], vectors, radius) >= min_votes]
         if len(new) == 0:
             break
         keep[new] = True

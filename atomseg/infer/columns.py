@@ -190,12 +190,13 @@ def _column_cnr(image, table, radius=None) -> np.ndarray:
 def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
     """Which columns the image shows: contrast-to-noise >= ``min_cnr``, or (model card's
     ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
-    a column (:func:`atomseg.detect.lattice.gate_columns`, ``lattice_rounds`` rounds); the
-    ``lattice_only`` ones (second-pass candidates) enter on the lattice only. The tuner applies
-    the same."""
+    a column (:func:`atomseg.detect.lattice.gate_columns`, ``lattice_rounds`` rounds, null:
+    until none is added); the ``lattice_only`` ones (second-pass candidates) enter on the
+    lattice only. The tuner applies the same."""
     from atomseg.detect.lattice import gate_columns
 
     floor = det.get("lattice_min_contrast_to_noise")
+    rounds = det.get("lattice_rounds", 1)
     return gate_columns(
         positions,
         cnr,
@@ -203,7 +204,7 @@ def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
         floor=None if floor is None else float(floor),
         tolerance=float(det.get("lattice_tolerance", 0.15)),
         min_votes=int(det.get("lattice_min_votes", 2)),
-        rounds=int(det.get("lattice_rounds", 1)),
+        rounds=None if rounds is None else int(rounds),
         lattice_only=lattice_only,
     )
 

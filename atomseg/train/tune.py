@@ -12,15 +12,16 @@ __all__ = ["tune_detection", "library_columns"]
 #: F1 differences below this count as ties when tuning (see :func:`tune_detection`).
 F1_TIE = 0.005
 #: fainter columns (contrast-to-noise from this floor up to the tuned gate) are kept where the
-#: lattice of the clear ones puts a column (:func:`atomseg.detect.lattice.gate_columns`, in
-#: ``lattice_rounds`` rounds), and so are the candidates of a second Hough pass at probability
+#: lattice of the clear ones (or of a grain's faint ones) puts a column
+#: (:func:`atomseg.detect.lattice.gate_columns`, in ``lattice_rounds`` rounds; None: until none
+#: is added), and so are the candidates of a second Hough pass at probability
 #: ``lattice_threshold`` at sites the first pass has none (chosen on held-out simulated sets,
 #: see the README); written into every card with a gate
 LATTICE_RULE = {
     "lattice_min_contrast_to_noise": 3.0,
     "lattice_tolerance": 0.15,
     "lattice_min_votes": 2,
-    "lattice_rounds": 3,
+    "lattice_rounds": None,
     "lattice_threshold": 0.5,
 }
 

@@ -118,6 +118,49 @@ def test_rounds_follow_a_run_of_faint_columns_from_the_clear_ones():
     assert one[faint].mean() < 1.0 and more[faint].all()
 
 
+def test_rounds_none_follows_faint_columns_until_none_is_added():
+    from atomseg.detect.lattice import gate_columns
+
+    p = _hexagonal(n=14)
+    centre = np.array([p[:, 0].mean(), p[:, 1].mean()])
+    faint = np.hypot(*(p - centre).T) < 4.2 * 9.0  # four rows deep
+    cnr = np.where(faint, 4.0, 9.0)
+    two = gate_columns(p, cnr, 5.0, floor=3.0, min_votes=3, rounds=2)
+    assert (
+        two[faint].mean() < 1.0
+        and gate_columns(p, cnr, 5.0, floor=3.0, min_votes=3, rounds=None).all()
+    )
+
+
+def test_a_grain_with_few_clear_columns_is_kept_on_its_own_lattice():
+    from scipy.spatial import Delaunay, cKDTree
+
+    from atomseg.detect.lattice import gate_columns
+
+    rng = np.random.default_rng(5)
+    clear = _hexagonal(n=12, spacing=9.0, rng=rng, jitter=0.2)  # a grain of clear columns
+    turn = np.deg2rad(20.0)  # beside it a turned grain (spacing 7), a tenth of it clear
+    grain = _hexagonal(n=12, spacing=7.0, rng=rng, jitter=0.2) @ np.array(
+        [[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]]
+    ) + [0.0, 180.0]
+    strays = rng.uniform([-40, 0], [130, 330], (120, 2))  # noise candidates anywhere
+    p = np.concatenate([clear, grain, strays])
+    faint = np.where(rng.random(len(grain)) < 0.1, 9.0, 4.0)
+    cnr = np.concatenate([np.full(len(clear), 9.0), faint, np.full(len(strays), 4.0)])
+    keep = gate_columns(p, cnr, 5.0, floor=3.0, rounds=None)
+    # the clear columns' lattice is the first grain's: the turned grain's own translations,
+    # shared by its faint columns, keep it
+    assert keep[len(clear) : len(clear) + len(grain)].mean() > 0.95
+    # strays between the clear grain's columns and in the vacuum stay out
+    d = cKDTree(np.concatenate([clear, grain])).query(strays)[0]
+    between = (Delaunay(clear).find_simplex(strays) >= 0) & (d > 2.0)
+    vacuum = (Delaunay(grain).find_simplex(strays) < 0) & (Delaunay(clear).find_simplex(strays) < 0)
+    vacuum &= d > 9.0
+    stray_kept = keep[len(clear) + len(grain) :]
+    assert between.sum() > 5 and vacuum.sum() > 40
+    assert not stray_kept[between].any() and not stray_kept[vacuum].any()
+
+
 def test_second_pass_adds_only_new_sites():
     import pandas as pd
 
