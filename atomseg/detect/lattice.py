@@ -132,15 +132,23 @@ def lattice_support(
     return _votes(p, p[strong], *lattice)
 
 
-def _strong_lattice(strong, tolerance, min_strong=12, min_share=0.2):
+#: fewer clear columns than this define no lattice (an image of noise)
+_MIN_STRONG = 12
+
+
+def _spacing(positions) -> float:
+    """Median nearest-neighbour distance."""
+    return float(np.median(cKDTree(positions).query(positions, k=2)[0][:, 1]))
+
+
+def _strong_lattice(strong, tolerance, min_strong=_MIN_STRONG, min_share=0.2):
     """(vectors, radius) of the strong columns' lattice, or None where they define none."""
     if len(strong) < max(min_strong, 3):
         return None
     vectors = lattice_vectors(strong, tolerance=tolerance, min_share=min_share)
     if len(vectors) == 0:
         return None
-    spacing = float(np.median(cKDTree(strong).query(strong, k=2)[0][:, 1]))
-    return vectors, tolerance * spacing
+    return vectors, tolerance * _spacing(strong)
 
 
 def _grain_vectors(vectors, candidates, tolerance, radius) -> np.ndarray:
@@ -153,7 +161,7 @@ def _grain_vectors(vectors, candidates, tolerance, radius) -> np.ndarray:
     extra = [
         v
         for v in lattice_vectors(candidates, tolerance=tolerance)
-        if np.min(np.hypot(*(np.asarray(vectors) - v).T)) >= radius
+        if len(vectors) == 0 or np.min(np.hypot(*(np.asarray(vectors) - v).T)) >= radius
     ]
     return np.asarray(extra).reshape(-1, 2)
 
@@ -192,8 +200,9 @@ def gate_columns(
         Candidates from ``floor`` up to the gate are kept where at least ``min_votes`` lattice
         translations of the kept ones land on them (within ``tolerance`` × the kept ones'
         nearest-neighbour distance); the translations are those of the kept columns and those
-        all the candidates from ``floor`` up share (a grain with few clear columns); None: the
-        gate alone.
+        all the candidates from ``floor`` up share (a grain with few clear columns, or clear
+        columns scattered over the lattice); fewer than 12 kept columns define no lattice (an
+        image of noise). None: the gate alone.
     rounds : int or None
         Rounds of the lattice rule: in each after the first, the faint candidates kept so far
         vote too (the lattice vectors and tolerance stay the same), so a run of faint columns
@@ -230,12 +239,16 @@ def gate_columns(
     if floor is None:
         return keep
     faint = np.flatnonzero(~keep & (cnr >= floor))
-    lattice = _strong_lattice(p[keep], tolerance) if len(faint) else None
-    if lattice is None:
+    if len(faint) == 0 or keep.sum() < _MIN_STRONG:  # too few clear columns: no lattice
         return keep
-    vectors, radius = lattice
     seen = p[keep | (cnr >= floor)]
+    lattice = _strong_lattice(p[keep], tolerance, _MIN_STRONG)
+    if lattice is None:  # the clear ones, scattered over the lattice, repeat no translation
+        lattice = (np.zeros((0, 2)), tolerance * _spacing(seen))
+    vectors, radius = lattice
     vectors = np.concatenate([vectors, _grain_vectors(vectors, seen, tolerance, radius)])
+    if len(vectors) == 0:
+        return keep
     for _ in range(len(faint) if rounds is None else max(int(rounds), 1)):
         new = faint[_votes(p[faint], p[keep], vectors, radius) >= min_votes]
         if len(new) == 0:

@@ -161,6 +161,22 @@ def test_a_grain_with_few_clear_columns_is_kept_on_its_own_lattice():
     assert not stray_kept[between].any() and not stray_kept[vacuum].any()
 
 
+def test_a_lattice_whose_clear_columns_are_scattered_is_kept_on_its_own_translations():
+    from atomseg.detect.lattice import gate_columns
+
+    rng = np.random.default_rng(2)
+    p = _hexagonal(n=14, spacing=9.0, rng=rng, jitter=0.2)
+    clear = rng.random(len(p)) < 0.1  # scattered over the lattice: they repeat no translation
+    assert clear.sum() >= 12 and len(lattice_vectors(p[clear], tolerance=0.15)) == 0
+    strays = rng.uniform(-60, 0, (40, 2))  # noise candidates beside the crystal
+    cnr = np.concatenate([np.where(clear, 9.0, 4.0), np.full(len(strays), 4.0)])
+    candidates = np.concatenate([p, strays])
+    keep = gate_columns(candidates, cnr, 5.0, floor=3.0, rounds=None)
+    assert keep[: len(p)].mean() > 0.95 and not keep[len(p) :].any()
+    few = np.where(np.arange(len(p)) < 11, 9.0, 4.0)  # under 12 clear columns: no lattice
+    assert gate_columns(p, few, 5.0, floor=3.0, rounds=None).sum() == 11
+
+
 def test_second_pass_adds_only_new_sites():
     import pandas as pd
 
