@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .metrics import nearest_neighbour_distance
+
 __all__ = ["lattice_vectors", "lattice_support", "gate_columns"]
 
 
@@ -136,11 +138,6 @@ def lattice_support(
 _MIN_STRONG = 12
 
 
-def _spacing(positions) -> float:
-    """Median nearest-neighbour distance."""
-    return float(np.median(cKDTree(positions).query(positions, k=2)[0][:, 1]))
-
-
 def _strong_lattice(strong, tolerance, min_strong=_MIN_STRONG, min_share=0.2):
     """(vectors, radius) of the strong columns' lattice, or None where they define none."""
     if len(strong) < max(min_strong, 3):
@@ -148,7 +145,7 @@ def _strong_lattice(strong, tolerance, min_strong=_MIN_STRONG, min_share=0.2):
     vectors = lattice_vectors(strong, tolerance=tolerance, min_share=min_share)
     if len(vectors) == 0:
         return None
-    return vectors, tolerance * _spacing(strong)
+    return vectors, tolerance * nearest_neighbour_distance(strong)
 
 
 def _grain_vectors(vectors, candidates, tolerance, radius) -> np.ndarray:
@@ -242,9 +239,9 @@ def gate_columns(
     if len(faint) == 0 or keep.sum() < _MIN_STRONG:  # too few clear columns: no lattice
         return keep
     seen = p[keep | (cnr >= floor)]
-    lattice = _strong_lattice(p[keep], tolerance, _MIN_STRONG)
+    lattice = _strong_lattice(p[keep], tolerance)
     if lattice is None:  # the clear ones, scattered over the lattice, repeat no translation
-        lattice = (np.zeros((0, 2)), tolerance * _spacing(seen))
+        lattice = (np.zeros((0, 2)), tolerance * nearest_neighbour_distance(seen))
     vectors, radius = lattice
     vectors = np.concatenate([vectors, _grain_vectors(vectors, seen, tolerance, radius)])
     if len(vectors) == 0:
