@@ -182,6 +182,8 @@ def gate_columns(
     min_votes: int = 2,
     rounds: int | None = 1,
     lattice_only=None,
+    faint_floor: float | None = None,
+    faint_votes: int = 4,
 ) -> np.ndarray:
     """Which candidates to keep: contrast-to-noise ``>= min_cnr``, or ``>= floor`` on the lattice.
 
@@ -207,6 +209,14 @@ def gate_columns(
     lattice_only : array-like of bool, shape (n,), optional
         Candidates that can enter on the lattice only, however clear (e.g. those the network
         marks with less confidence).
+    faint_floor : float, optional
+        Candidates from ``faint_floor`` up to ``floor`` are kept where at least ``faint_votes``
+        translations land on them: the fainter a candidate, the more of the lattice must
+        agree (a faint sublattice, such as Ca beside O in CaO, whose columns the image shows
+        at a contrast-to-noise ratio of 2-4 each). They neither define the lattice nor vote
+        until kept. None: ``floor`` is the last word.
+    faint_votes : int
+        See ``faint_floor``.
 
     Returns
     -------
@@ -228,6 +238,12 @@ def gate_columns(
     48
     >>> int(gate_columns(p, cnr, 5.0, rounds=2, **rule).sum())  # ... until its faint ones vote
     49
+    >>> cnr = np.full(len(p), 9.0)
+    >>> cnr[24] = 2.0  # fainter still, but clear columns all around vote for it
+    >>> bool(gate_columns(p, cnr, 5.0, floor=3.0)[24])
+    False
+    >>> bool(gate_columns(p, cnr, 5.0, floor=3.0, faint_floor=1.5, faint_votes=4)[24])
+    True
     """
     p = np.asarray(positions, np.float64).reshape(-1, 2)
     cnr = np.asarray(cnr, np.float64)
@@ -235,7 +251,8 @@ def gate_columns(
     keep = (cnr >= min_cnr) & ~only
     if floor is None:
         return keep
-    faint = np.flatnonzero(~keep & (cnr >= floor))
+    lowest = floor if faint_floor is None else min(float(faint_floor), floor)
+    faint = np.flatnonzero(~keep & (cnr >= lowest))
     if len(faint) == 0 or keep.sum() < _MIN_STRONG:  # too few clear columns: no lattice
         return keep
     seen = p[keep | (cnr >= floor)]
@@ -246,8 +263,9 @@ def gate_columns(
     vectors = np.concatenate([vectors, _grain_vectors(vectors, seen, tolerance, radius)])
     if len(vectors) == 0:
         return keep
+    need = np.where(cnr >= floor, min_votes, max(int(faint_votes), min_votes))
     for _ in range(len(faint) if rounds is None else max(int(rounds), 1)):
-        new = faint[_votes(p[faint], p[keep], vectors, radius) >= min_votes]
+        new = faint[_votes(p[faint], p[keep], vectors, radius) >= need[faint]]
         if len(new) == 0:
             break
         keep[new] = True

@@ -191,11 +191,13 @@ def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
     """Which columns the image shows: contrast-to-noise >= ``min_cnr``, or (model card's
     ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
     a column (:func:`atomseg.detect.lattice.gate_columns`, ``lattice_rounds`` rounds, null:
-    until none is added); the ``lattice_only`` ones (second-pass candidates) enter on the
-    lattice only. The tuner applies the same."""
+    until none is added), fainter ones still (``lattice_faint_min_contrast_to_noise``) where
+    ``lattice_faint_min_votes`` translations land on them; the ``lattice_only`` ones
+    (second-pass candidates) enter on the lattice only. The tuner applies the same."""
     from atomseg.detect.lattice import gate_columns
 
     floor = det.get("lattice_min_contrast_to_noise")
+    faint = det.get("lattice_faint_min_contrast_to_noise")
     rounds = det.get("lattice_rounds", 1)
     return gate_columns(
         positions,
@@ -206,6 +208,8 @@ def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
         min_votes=int(det.get("lattice_min_votes", 2)),
         rounds=None if rounds is None else int(rounds),
         lattice_only=lattice_only,
+        faint_floor=None if faint is None else float(faint),
+        faint_votes=int(det.get("lattice_faint_min_votes", 4)),
     )
 
 

@@ -15,14 +15,18 @@ F1_TIE = 0.005
 #: lattice of the clear ones (or of a grain's faint ones) puts a column
 #: (:func:`atomseg.detect.lattice.gate_columns`, in ``lattice_rounds`` rounds; None: until none
 #: is added), and so are the candidates of a second Hough pass at probability
-#: ``lattice_threshold`` at sites the first pass has none (chosen on held-out simulated sets,
-#: see the README); written into every card with a gate
+#: ``lattice_threshold`` at sites the first pass has none; fainter ones still (contrast-to-noise
+#: from ``lattice_faint_min_contrast_to_noise``) where ``lattice_faint_min_votes`` translations
+#: agree (chosen on held-out simulated sets, see the README); written into every card with a
+#: gate
 LATTICE_RULE = {
     "lattice_min_contrast_to_noise": 3.0,
     "lattice_tolerance": 0.15,
     "lattice_min_votes": 2,
     "lattice_rounds": None,
     "lattice_threshold": 0.5,
+    "lattice_faint_min_contrast_to_noise": 1.5,
+    "lattice_faint_min_votes": 4,
 }
 
 

@@ -177,6 +177,29 @@ def test_a_lattice_whose_clear_columns_are_scattered_is_kept_on_its_own_translat
     assert gate_columns(p, few, 5.0, floor=3.0, rounds=None).sum() == 11
 
 
+def test_fainter_columns_need_more_of_the_lattice_to_agree():
+    from atomseg.detect.lattice import gate_columns
+
+    rng = np.random.default_rng(7)
+    p = _hexagonal(n=12, rng=rng, jitter=0.3)
+    faint = rng.random(len(p)) < 0.25  # a quarter of the lattice reads contrast-to-noise 2
+    strays = rng.uniform(0, 100, (300, 2))  # noise candidates, as faint, anywhere
+    candidates = np.concatenate([p, strays])
+    cnr = np.concatenate([np.where(faint, 2.0, 9.0), np.full(len(strays), 2.0)])
+    rule = dict(floor=3.0, rounds=None)
+    assert not gate_columns(candidates, cnr, 5.0, **rule)[: len(p)][faint].any()
+    keep = gate_columns(candidates, cnr, 5.0, faint_floor=1.5, faint_votes=4, **rule)
+    assert keep[: len(p)][faint].mean() > 0.9
+    # a stray away from every lattice site (the lattice continued past its edge) stays out
+    sites = _hexagonal(n=14, first=-2)
+    d = np.min(np.hypot(*(strays[:, None] - sites[None]).transpose(2, 0, 1)), axis=1)
+    off = d > 0.3 * 9.0
+    assert off.sum() > 100 and not keep[len(p) :][off].any()
+    # candidates below the faint floor never enter
+    cnr[: len(p)][faint] = 1.0
+    assert not gate_columns(candidates, cnr, 5.0, faint_floor=1.5, **rule)[: len(p)][faint].any()
+
+
 def test_second_pass_adds_only_new_sites():
     import pandas as pd
 
