@@ -216,7 +216,7 @@ def gate_columns(
         at a contrast-to-noise ratio of 2-4 each). They neither define the lattice nor vote
         until kept. None: ``floor`` is the last word.
     faint_votes : int
-        See ``faint_floor``.
+        See ``faint_floor``; never fewer than ``min_votes`` (a lower value counts as it).
 
     Returns
     -------

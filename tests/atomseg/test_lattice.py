@@ -15,6 +15,11 @@ def _hexagonal(n=10, spacing=9.0, rng=None, jitter=0.0, first=0):
     return p
 
 
+def _distance_to(points, sites):
+    """Distance from each point to the nearest site."""
+    return np.min(np.hypot(*(points[:, None] - sites[None]).transpose(2, 0, 1)), axis=1)
+
+
 def test_lattice_vectors_of_a_hexagonal_lattice():
     p = _hexagonal(rng=np.random.default_rng(0), jitter=0.3)
     v = lattice_vectors(p)
@@ -45,7 +50,7 @@ def test_faint_lattice_columns_get_votes_and_strays_do_not():
     assert np.mean(votes[faint] >= 2) > 0.9
     # strays get votes only near a lattice site (the lattice continued two rows past its edge)
     sites = _hexagonal(n=12, first=-2)
-    d = np.min(np.hypot(*(strays[:, None] - sites[None]).transpose(2, 0, 1)), axis=1)
+    d = _distance_to(strays, sites)
     off = d > 0.3 * 9.0
     assert np.all(votes[len(p) :][off] < 2)
 
@@ -192,7 +197,7 @@ def test_fainter_columns_need_more_of_the_lattice_to_agree():
     assert keep[: len(p)][faint].mean() > 0.9
     # a stray away from every lattice site (the lattice continued past its edge) stays out
     sites = _hexagonal(n=14, first=-2)
-    d = np.min(np.hypot(*(strays[:, None] - sites[None]).transpose(2, 0, 1)), axis=1)
+    d = _distance_to(strays, sites)
     off = d > 0.3 * 9.0
     assert off.sum() > 100 and not keep[len(p) :][off].any()
     # candidates below the faint floor never enter
