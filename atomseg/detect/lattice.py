@@ -6,7 +6,9 @@ candidate that the network marks *and* that sits where two of those translations
 columns land is a column the contrast gate alone would drop. Noise does not sit on the lattice
 (a noise blob lands on a lattice site only by chance, within a fifth of a spacing), and an image
 of noise has too few clear columns to define one. Where the clear columns are nearly all one
-grain's, the translations that all the candidates share (a faint grain's own) vote too.
+grain's, the translations that all the candidates share (a faint grain's own) vote too, and
+(``mutual_votes``) a grain seen only faintly keeps the candidates that its own faint ones vote
+for.
 """
 
 from __future__ import annotations
@@ -163,6 +165,27 @@ def _grain_vectors(vectors, candidates, tolerance, radius) -> np.ndarray:
     return np.asarray(extra).reshape(-1, 2)
 
 
+def _other_grains(vectors, candidates, tolerance, radius, min_votes, grains) -> np.ndarray:
+    """``vectors`` plus the lattice vectors of the grains they leave unexplained.
+
+    The candidates on which fewer than ``min_votes`` of ``vectors`` land are another grain's
+    (turned, or of another crystal) or noise; where a grain is a minority of all candidates its
+    translations are shared by too few of them to count, but among those left over they do. In
+    turn, until no grain is left or ``grains`` have been looked for.
+    """
+    for _ in range(grains):
+        if len(vectors) == 0:
+            break
+        rest = candidates[_votes(candidates, candidates, vectors, radius) < min_votes]
+        if len(rest) < _MIN_STRONG:
+            break
+        extra = _grain_vectors(vectors, rest, tolerance, radius)
+        if len(extra) == 0:
+            break
+        vectors = np.concatenate([vectors, extra])
+    return vectors
+
+
 def _votes(positions, voters, vectors, radius) -> np.ndarray:
     """How many of ``vectors`` take one of ``voters`` onto each position (within ``radius``)."""
     tree = cKDTree(voters)
@@ -184,6 +207,8 @@ def gate_columns(
     lattice_only=None,
     faint_floor: float | None = None,
     faint_votes: int = 4,
+    mutual_votes: int | None = None,
+    grains: int = 0,
 ) -> np.ndarray:
     """Which candidates to keep: contrast-to-noise ``>= min_cnr``, or ``>= floor`` on the lattice.
 
@@ -200,8 +225,9 @@ def gate_columns(
         translations of the kept ones land on them (within ``tolerance`` × the kept ones'
         nearest-neighbour distance); the translations are those of the kept columns and those
         all the candidates from ``floor`` up share (a grain with few clear columns, or clear
-        columns scattered over the lattice); fewer than 12 kept columns define no lattice (an
-        image of noise). None: the gate alone.
+        columns scattered over the lattice), then (``grains``) those that the candidates left
+        unexplained by these share; fewer than 12 kept columns define no lattice (an image of
+        noise). None: the gate alone.
     rounds : int or None
         Rounds of the lattice rule: in each after the first, the faint candidates kept so far
         vote too (the lattice vectors and tolerance stay the same), so a run of faint columns
@@ -217,6 +243,19 @@ def gate_columns(
         until kept. None: ``floor`` is the last word.
     faint_votes : int
         See ``faint_floor``; never fewer than ``min_votes`` (a lower value counts as it).
+    mutual_votes : int, optional
+        Before the rounds, candidates from ``floor`` up are also kept where at least this many
+        translations of *other candidates from* ``floor`` *up* (not only of kept columns) land
+        on them: the columns of a grain seen only faintly (all of them between the floor and
+        the gate, as Ca in CaO or In in InP at a contrast-to-noise ratio of 3-6) support one
+        another, as noise, which does not repeat the lattice, does not. Such candidates also
+        define the lattice where fewer than 12 columns are clear, if 12 or more reach the
+        floor. Never fewer than ``min_votes``. None: only kept columns vote.
+    grains : int
+        How many more grains to look for: the translations that the candidates on which fewer
+        than ``min_votes`` of the vectors found so far land share among themselves (a smaller
+        grain, turned, whose translations too few of all the candidates share) are added, in
+        turn, until no grain is left or this many have been added. 0: none.
 
     Returns
     -------
@@ -244,6 +283,11 @@ def gate_columns(
     False
     >>> bool(gate_columns(p, cnr, 5.0, floor=3.0, faint_floor=1.5, faint_votes=4)[24])
     True
+    >>> cnr = np.full(len(p), 4.0)  # a grain seen only faintly: no clear column at all
+    >>> int(gate_columns(p, cnr, 5.0, floor=3.0).sum())
+    0
+    >>> int(gate_columns(p, cnr, 5.0, floor=3.0, mutual_votes=3).sum())
+    49
     """
     p = np.asarray(positions, np.float64).reshape(-1, 2)
     cnr = np.asarray(cnr, np.float64)
@@ -253,16 +297,25 @@ def gate_columns(
         return keep
     lowest = floor if faint_floor is None else min(float(faint_floor), floor)
     faint = np.flatnonzero(~keep & (cnr >= lowest))
-    if len(faint) == 0 or keep.sum() < _MIN_STRONG:  # too few clear columns: no lattice
+    seen = keep | (cnr >= floor)
+    # too few clear columns (or, where faint ones vote too, too few from the floor): no lattice
+    enough = seen.sum() if mutual_votes is not None else keep.sum()
+    if len(faint) == 0 or enough < _MIN_STRONG:
         return keep
-    seen = p[keep | (cnr >= floor)]
     lattice = _strong_lattice(p[keep], tolerance)
-    if lattice is None:  # the clear ones, scattered over the lattice, repeat no translation
-        lattice = (np.zeros((0, 2)), tolerance * nearest_neighbour_distance(seen))
+    if lattice is None:  # the clear ones, too few or scattered, repeat no translation
+        lattice = (np.zeros((0, 2)), tolerance * nearest_neighbour_distance(p[seen]))
     vectors, radius = lattice
-    vectors = np.concatenate([vectors, _grain_vectors(vectors, seen, tolerance, radius)])
+    vectors = np.concatenate([vectors, _grain_vectors(vectors, p[seen], tolerance, radius)])
+    vectors = _other_grains(vectors, p[seen], tolerance, radius, min_votes, int(grains))
     if len(vectors) == 0:
         return keep
+    if mutual_votes is not None:  # the faint grain's own columns vote for one another
+        pool = faint[cnr[faint] >= floor]
+        votes = _votes(p[pool], p[seen], vectors, radius)
+        new = pool[votes >= max(int(mutual_votes), min_votes)]
+        keep[new] = True
+        faint = np.setdiff1d(faint, new)
     need = np.where(cnr >= floor, min_votes, max(int(faint_votes), min_votes))
     for _ in range(len(faint) if rounds is None else max(int(rounds), 1)):
         new = faint[_votes(p[faint], p[keep], vectors, radius) >= need[faint]]

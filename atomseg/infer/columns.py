@@ -192,13 +192,17 @@ def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
     ``lattice_min_contrast_to_noise``) a fainter one where the lattice of the clear ones puts
     a column (:func:`atomseg.detect.lattice.gate_columns`, ``lattice_rounds`` rounds, null:
     until none is added), fainter ones still (``lattice_faint_min_contrast_to_noise``) where
-    ``lattice_faint_min_votes`` translations land on them; the ``lattice_only`` ones
+    ``lattice_faint_min_votes`` translations land on them, and (``lattice_mutual_min_votes``)
+    those from the floor up on which that many translations of others from the floor up land
+    (a grain seen only faintly), with the lattice vectors of up to ``lattice_grains`` more
+    grains that the others leave unexplained; the ``lattice_only`` ones
     (second-pass candidates) enter on the lattice only. The tuner applies the same."""
     from atomseg.detect.lattice import gate_columns
 
     floor = det.get("lattice_min_contrast_to_noise")
     faint = det.get("lattice_faint_min_contrast_to_noise")
     rounds = det.get("lattice_rounds", 1)
+    mutual = det.get("lattice_mutual_min_votes")
     return gate_columns(
         positions,
         cnr,
@@ -210,6 +214,8 @@ def _gate(positions, cnr, min_cnr, det, lattice_only=None) -> np.ndarray:
         lattice_only=lattice_only,
         faint_floor=None if faint is None else float(faint),
         faint_votes=int(det.get("lattice_faint_min_votes", 4)),
+        mutual_votes=None if mutual is None else int(mutual),
+        grains=int(det.get("lattice_grains", 0)),
     )
 
 

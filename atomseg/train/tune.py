@@ -17,8 +17,10 @@ F1_TIE = 0.005
 #: is added), and so are the candidates of a second Hough pass at probability
 #: ``lattice_threshold`` at sites the first pass has none; fainter ones still (contrast-to-noise
 #: from ``lattice_faint_min_contrast_to_noise``) where ``lattice_faint_min_votes`` translations
-#: agree (chosen on held-out simulated sets, see the README); written into every card with a
-#: gate
+#: agree, and candidates from the floor up on which ``lattice_mutual_min_votes`` translations of
+#: other such candidates land (a grain seen only faintly), with the lattice vectors of up to
+#: ``lattice_grains`` more grains that the others leave unexplained (chosen on held-out
+#: simulated sets, see the README); written into every card with a gate
 LATTICE_RULE = {
     "lattice_min_contrast_to_noise": 3.0,
     "lattice_tolerance": 0.15,
@@ -27,6 +29,8 @@ LATTICE_RULE = {
     "lattice_threshold": 0.5,
     "lattice_faint_min_contrast_to_noise": 1.5,
     "lattice_faint_min_votes": 4,
+    "lattice_mutual_min_votes": 4,
+    "lattice_grains": 4,
 }
 
 

@@ -205,6 +205,66 @@ def test_fainter_columns_need_more_of_the_lattice_to_agree():
     assert not gate_columns(candidates, cnr, 5.0, faint_floor=1.5, **rule)[: len(p)][faint].any()
 
 
+def test_a_grain_seen_only_faintly_supports_itself_and_noise_does_not():
+    from atomseg.detect.lattice import gate_columns
+
+    rng = np.random.default_rng(11)
+    turn = np.deg2rad(25.0)
+    rotation = np.array([[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]])
+
+    def turned(n, first=0, jitter=0.0):  # a turned grain of spacing 7 beside the first one
+        return _hexagonal(n=n, spacing=7.0, rng=rng, jitter=jitter, first=first) @ rotation + [
+            0.0,
+            150.0,
+        ]
+
+    clear = _hexagonal(n=10, spacing=9.0, rng=rng, jitter=0.2)  # a grain of clear columns
+    grain = turned(12, jitter=0.2)  # with no clear column at all
+    strays = rng.uniform([-40, -40], [130, 300], (80, 2))  # noise candidates, as faint
+    p = np.concatenate([clear, grain, strays])
+    cnr = np.concatenate([np.full(len(clear), 9.0), np.full(len(grain) + len(strays), 4.0)])
+    rule = dict(floor=3.0, rounds=None)
+    on_grain = slice(len(clear), len(clear) + len(grain))
+    # only kept columns vote: the faint grain repeats none of the clear grain's translations
+    assert gate_columns(p, cnr, 5.0, **rule)[on_grain].mean() < 0.5
+    keep = gate_columns(p, cnr, 5.0, mutual_votes=3, **rule)
+    assert keep[on_grain].mean() > 0.95
+    # strays away from both lattices (continued past their edges) stay out: noise does not
+    # repeat a lattice
+    sites = np.concatenate([_hexagonal(n=12, spacing=9.0, first=-2), turned(14, first=-2)])
+    off = _distance_to(strays, sites) > 0.3 * 7.0
+    assert off.sum() > 40 and not keep[len(clear) + len(grain) :][off].any()
+    # an image of noise alone keeps nothing, however many faint candidates it holds
+    noise = rng.uniform(0, 300, (600, 2))
+    assert not gate_columns(noise, np.full(len(noise), 4.0), 5.0, mutual_votes=3, **rule).any()
+
+
+def test_a_small_turned_grain_gets_its_own_lattice_vectors():
+    from atomseg.detect.lattice import gate_columns
+
+    rng = np.random.default_rng(12)
+    big = _hexagonal(n=22, spacing=9.0, rng=rng, jitter=0.2)  # a large grain of clear columns
+    turn = np.deg2rad(35.0)
+    rotation = np.array([[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]])
+    small = _hexagonal(n=8, spacing=7.0, rng=rng, jitter=0.2) @ rotation + [0.0, 300.0]
+    p = np.concatenate([big, small])  # the small grain is an eighth of the candidates
+    cnr = np.concatenate([np.full(len(big), 9.0), np.where(rng.random(len(small)) < 0.2, 9.0, 4.0)])
+    # its translations are shared by too few of all the candidates to count, but by nearly
+    # all of those the big grain's translations leave unexplained
+    assert len(lattice_vectors(p, tolerance=0.15)) == 6
+    assert gate_columns(p, cnr, 5.0, floor=3.0, rounds=None)[len(big) :].mean() < 0.5
+    keep = gate_columns(p, cnr, 5.0, floor=3.0, rounds=None, grains=4)
+    assert keep[len(big) :].mean() > 0.95
+    strays = rng.uniform([0, 250], [60, 370], (60, 2))  # noise among them stays out
+    sites = _hexagonal(n=12, spacing=7.0, first=-2) @ rotation + [0.0, 300.0]
+    off = _distance_to(strays, sites) > 0.3 * 7.0
+    both = np.concatenate([p, strays])
+    kept = gate_columns(
+        both, np.r_[cnr, np.full(len(strays), 4.0)], 5.0, floor=3.0, rounds=None, grains=4
+    )
+    assert off.sum() > 30 and not kept[len(p) :][off].any()
+
+
 def test_second_pass_adds_only_new_sites():
     import pandas as pd
 
