@@ -86,6 +86,29 @@ def _oracle_classical(image, spacing_px, true, tol, other):
     return best
 
 
+def _truth(s, min_z):
+    """The truth of a simulated sample (module docstring), positions (n, 2) in its pixels.
+
+    Returns the mask of the asked-for columns in ``s.columns`` and the positions of those
+    (``true``), of every resolved column (``every``), of the don't-care columns for the
+    asked-for truth (``other``: present but not asked for, or centred just outside) and for the
+    all-resolved truth (``rest``: present but not resolved, or centred just outside).
+    """
+    c = s.columns
+    present = c["n_atoms"] >= 1
+    resolved = present & c["labelled"] & (c["z"] >= min_z)
+    asked = resolved & c["detectable"]
+    out = s.outside_columns
+    outside = out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float)
+
+    def at(mask):
+        return c.loc[mask, ["row", "col"]].to_numpy(float)
+
+    other = np.concatenate([at(present & ~asked), outside])
+    rest = np.concatenate([at(present & ~resolved), outside])
+    return asked, at(asked), at(resolved), other, rest
+
+
 def _draw_case(scenario, rng):
     kw = dict(SCENARIOS[scenario])
     for k, v in list(kw.items()):
@@ -156,15 +179,7 @@ def main(argv=None):
                     config=config,  # labels (resolved columns) as the model defines them
                     **kw,
                 )
-                present = s.columns["n_atoms"] >= 1
-                resolved = present & s.columns["labelled"] & (s.columns["z"] >= min_z)
-                asked = resolved & s.columns["detectable"]
-                every = s.columns.loc[resolved, ["row", "col"]].to_numpy(float)
-                true = s.columns.loc[asked, ["row", "col"]].to_numpy(float)
-                other = s.columns.loc[present & ~asked, ["row", "col"]].to_numpy(float)
-                out = s.outside_columns
-                outside = out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float)
-                other = np.concatenate([other, outside])
+                asked, true, every, other, rest = _truth(s, min_z)
                 if len(every) < 4:
                     continue
                 px = s.pixel_size_angstrom
@@ -182,8 +197,6 @@ def main(argv=None):
                 table = locate(s.image, pixel_size_angstrom=px, model=args.model)
                 found = table[["row", "col"]].to_numpy()
                 record("atomseg", match_positions(found, true, max_distance_px=tol, ignore=other))
-                rest = s.columns.loc[present & ~resolved, ["row", "col"]].to_numpy(float)
-                rest = np.concatenate([rest, outside])
                 m_all = match_positions(found, every, max_distance_px=tol, ignore=rest)
                 coverage[dose] += np.array([len(every), len(true), m_all["tp"]])
                 crb = s.columns.loc[asked, "position_crb_px"].to_numpy() * pm

@@ -25,7 +25,7 @@ import json
 import warnings
 
 import numpy as np
-from bench_atomseg_detect import DETECTABLE_SNR, SCENARIOS, _draw_case
+from bench_atomseg_detect import DETECTABLE_SNR, SCENARIOS, _draw_case, _truth
 
 from atomseg.detect import match_positions, nearest_neighbour_distance
 from atomseg.infer import locate
@@ -45,21 +45,9 @@ def dev_images(seed, n, doses, min_z):
                 s = simulate_image(
                     shape=(256, 256), seed=image_seed, dose_e_per_A2=dose, config=config, **kw
                 )
-                c = s.columns
-                present = c["n_atoms"] >= 1
-                resolved = present & c["labelled"] & (c["z"] >= min_z)
-                asked = resolved & c["detectable"]
-                every = c.loc[resolved, ["row", "col"]].to_numpy(float)
+                _, true, every, other, _ = _truth(s, min_z)
                 if len(every) < 4:
                     continue
-                out = s.outside_columns
-                other = np.concatenate(
-                    [
-                        c.loc[present & ~asked, ["row", "col"]].to_numpy(float),
-                        out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float),
-                    ]
-                )
-                true = c.loc[asked, ["row", "col"]].to_numpy(float)
                 tol = 0.3 * nearest_neighbour_distance(every)
                 yield dose, s.image, s.pixel_size_angstrom, true, other, tol
 

@@ -302,17 +302,18 @@ def gate_columns(
     enough = seen.sum() if mutual_votes is not None else keep.sum()
     if len(faint) == 0 or enough < _MIN_STRONG:
         return keep
+    seen_at = p[seen]
     lattice = _strong_lattice(p[keep], tolerance)
     if lattice is None:  # the clear ones, too few or scattered, repeat no translation
-        lattice = (np.zeros((0, 2)), tolerance * nearest_neighbour_distance(p[seen]))
+        lattice = (np.zeros((0, 2)), tolerance * nearest_neighbour_distance(seen_at))
     vectors, radius = lattice
-    vectors = np.concatenate([vectors, _grain_vectors(vectors, p[seen], tolerance, radius)])
-    vectors = _other_grains(vectors, p[seen], tolerance, radius, min_votes, int(grains))
+    vectors = np.concatenate([vectors, _grain_vectors(vectors, seen_at, tolerance, radius)])
+    vectors = _other_grains(vectors, seen_at, tolerance, radius, min_votes, int(grains))
     if len(vectors) == 0:
         return keep
     if mutual_votes is not None:  # the faint grain's own columns vote for one another
         pool = faint[cnr[faint] >= floor]
-        votes = _votes(p[pool], p[seen], vectors, radius)
+        votes = _votes(p[pool], seen_at, vectors, radius)
         new = pool[votes >= max(int(mutual_votes), min_votes)]
         keep[new] = True
         faint = np.setdiff1d(faint, new)

@@ -15,6 +15,12 @@ def _hexagonal(n=10, spacing=9.0, rng=None, jitter=0.0, first=0):
     return p
 
 
+def _turned(points, degrees):
+    """``points`` rotated by ``degrees`` about the origin."""
+    t = np.deg2rad(degrees)
+    return points @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+
+
 def _distance_to(points, sites):
     """Distance from each point to the nearest site."""
     return np.min(np.hypot(*(points[:, None] - sites[None]).transpose(2, 0, 1)), axis=1)
@@ -144,10 +150,8 @@ def test_a_grain_with_few_clear_columns_is_kept_on_its_own_lattice():
 
     rng = np.random.default_rng(5)
     clear = _hexagonal(n=12, spacing=9.0, rng=rng, jitter=0.2)  # a grain of clear columns
-    turn = np.deg2rad(20.0)  # beside it a turned grain (spacing 7), a tenth of it clear
-    grain = _hexagonal(n=12, spacing=7.0, rng=rng, jitter=0.2) @ np.array(
-        [[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]]
-    ) + [0.0, 180.0]
+    # beside it a turned grain (spacing 7), a tenth of it clear
+    grain = _turned(_hexagonal(n=12, spacing=7.0, rng=rng, jitter=0.2), 20.0) + [0.0, 180.0]
     strays = rng.uniform([-40, 0], [130, 330], (120, 2))  # noise candidates anywhere
     p = np.concatenate([clear, grain, strays])
     faint = np.where(rng.random(len(grain)) < 0.1, 9.0, 4.0)
@@ -209,14 +213,10 @@ def test_a_grain_seen_only_faintly_supports_itself_and_noise_does_not():
     from atomseg.detect.lattice import gate_columns
 
     rng = np.random.default_rng(11)
-    turn = np.deg2rad(25.0)
-    rotation = np.array([[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]])
 
     def turned(n, first=0, jitter=0.0):  # a turned grain of spacing 7 beside the first one
-        return _hexagonal(n=n, spacing=7.0, rng=rng, jitter=jitter, first=first) @ rotation + [
-            0.0,
-            150.0,
-        ]
+        points = _hexagonal(n=n, spacing=7.0, rng=rng, jitter=jitter, first=first)
+        return _turned(points, 25.0) + [0.0, 150.0]
 
     clear = _hexagonal(n=10, spacing=9.0, rng=rng, jitter=0.2)  # a grain of clear columns
     grain = turned(12, jitter=0.2)  # with no clear column at all
@@ -244,9 +244,7 @@ def test_a_small_turned_grain_gets_its_own_lattice_vectors():
 
     rng = np.random.default_rng(12)
     big = _hexagonal(n=22, spacing=9.0, rng=rng, jitter=0.2)  # a large grain of clear columns
-    turn = np.deg2rad(35.0)
-    rotation = np.array([[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]])
-    small = _hexagonal(n=8, spacing=7.0, rng=rng, jitter=0.2) @ rotation + [0.0, 300.0]
+    small = _turned(_hexagonal(n=8, spacing=7.0, rng=rng, jitter=0.2), 35.0) + [0.0, 300.0]
     p = np.concatenate([big, small])  # the small grain is an eighth of the candidates
     cnr = np.concatenate([np.full(len(big), 9.0), np.where(rng.random(len(small)) < 0.2, 9.0, 4.0)])
     # its translations are shared by too few of all the candidates to count, but by nearly
@@ -256,7 +254,7 @@ def test_a_small_turned_grain_gets_its_own_lattice_vectors():
     keep = gate_columns(p, cnr, 5.0, floor=3.0, rounds=None, grains=4)
     assert keep[len(big) :].mean() > 0.95
     strays = rng.uniform([0, 250], [60, 370], (60, 2))  # noise among them stays out
-    sites = _hexagonal(n=12, spacing=7.0, first=-2) @ rotation + [0.0, 300.0]
+    sites = _turned(_hexagonal(n=12, spacing=7.0, first=-2), 35.0) + [0.0, 300.0]
     off = _distance_to(strays, sites) > 0.3 * 7.0
     both = np.concatenate([p, strays])
     kept = gate_columns(
