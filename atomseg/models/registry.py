@@ -32,6 +32,9 @@ PAD_PX = 16
 #: how it may be padded (``numpy.pad`` modes): the model card's ``padding`` (default "reflect"),
 #: the same in training (border patches) and at inference
 PADDINGS = ("reflect", "edge", "symmetric")
+#: images larger than this (px, after resampling and padding) on a side are segmented in
+#: overlapping tiles (a 2048² image needs about 1.5 GB of memory, a whole 8192² one about 20 GB)
+MAX_TILE_PX = 2304
 
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
 _SHIPPED: dict[str, str] = {
@@ -117,17 +120,70 @@ class ColumnModel:
         """Pixel size the model expects, Å (images of known calibration are resampled to it)."""
         return self.config.get("pixel_size_angstrom")
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Return column probabilities for normalised images of shape (B, H, W)."""
-        import torch
+    @property
+    def halo(self) -> int:
+        """Context (px) a tile needs on each side for its centre to come out as in one piece.
 
+        The U-net's receptive radius is ``8 * multiple - 6`` px (two 3×3 convolutions per level
+        on the way down and up, the pooling and up-sampling steps); the halo is the next
+        multiple of ``multiple``, so tiles keep the pooling grid of the whole image.
+        """
+        return 8 * self.multiple
+
+    def predict(self, images: np.ndarray, *, max_tile_px: int | None = None) -> np.ndarray:
+        """Return column probabilities for normalised images of shape (B, H, W).
+
+        Images larger than ``max_tile_px`` (default :data:`MAX_TILE_PX`) on a side are run in
+        tiles of at most that size, overlapping by :attr:`halo` on each side and cut on the
+        pooling grid, so the memory is bounded by the tile, not the image; the result equals
+        the whole-image one to rounding (a tile's border effects do not reach its kept centre).
+        Sizes must be multiples of :attr:`multiple`.
+
+        Examples
+        --------
+        >>> from atomseg.models.unet import UNet
+        >>> m = ColumnModel(UNet(width=4, levels=3), {})
+        >>> x = np.random.default_rng(0).random((1, 96, 200), np.float32)
+        >>> bool(np.allclose(m.predict(x, max_tile_px=80), m.predict(x), atol=1e-5))
+        True
+        """
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 3:
             raise ValueError(f"images must have shape (B, H, W), got {images.shape}")
+        b, h, w = images.shape
+        m, halo = self.multiple, self.halo
+        max_tile_px = MAX_TILE_PX if max_tile_px is None else int(max_tile_px)
+        if h % m or w % m:
+            raise ValueError(f"image sizes must be multiples of {m}, got {h}x{w}")
+        if max_tile_px < 2 * halo + m:
+            raise ValueError(f"max_tile_px must be at least {2 * halo + m}, got {max_tile_px}")
+        if h <= max_tile_px and w <= max_tile_px:
+            return self._run(images)
+        out = np.empty((b, h, w), np.float32)
+        for r0, r1, c0, c1 in _tiles(h, w, max_tile_px - 2 * halo, m):
+            a0, a1 = max(r0 - halo, 0), min(r1 + halo, h)
+            b0, b1 = max(c0 - halo, 0), min(c1 + halo, w)
+            y = self._run(images[:, a0:a1, b0:b1])
+            out[:, r0:r1, c0:c1] = y[:, r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+        return out
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
-            x = torch.from_numpy(images).unsqueeze(1).to(self.device)
+            x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(self.device)
             y = torch.sigmoid(self.network(x.contiguous(memory_format=torch.channels_last)))
         return np.ascontiguousarray(y[:, 0].float().cpu().numpy())
+
+
+def _tiles(h: int, w: int, core: int, m: int):
+    """(r0, r1, c0, c1) of tiles covering (h, w), each side at most ``core``, on the grid ``m``."""
+    spans = []
+    for n in (h, w):
+        k = -(-n // core)  # tiles along this axis
+        step = -(-n // (k * m)) * m  # equal parts, rounded up to the grid
+        spans.append([(s, min(s + step, n)) for s in range(0, n, step)])
+    return [(r0, r1, c0, c1) for r0, r1 in spans[0] for c0, c1 in spans[1]]
 
 
 def _resolve_device(device: str) -> str:

@@ -185,3 +185,44 @@ def test_contrast_to_noise_gate_drops_columns_the_image_does_not_show():
     assert found["lattice", 0.0] == found["noise", 0.0] >= 81  # the network sees both alike
     assert found["lattice", 4.0] >= 0.95 * found["lattice", 0.0]  # the image shows these
     assert found["noise", 4.0] <= 0.05 * found["noise", 0.0]  # and not these
+
+
+class _ShortHalo(ColumnModel):
+    halo = 16  # a quarter of the context the shipped network needs (receptive radius 58 px)
+
+
+def _spread_net():
+    import torch
+
+    torch.manual_seed(0)
+    net = UNet(4, 3)
+    with torch.no_grad():
+        net.head.weight.mul_(300.0)  # logits of order 1: probabilities across (0, 1)
+    return net
+
+
+@pytest.mark.parametrize("shape", [(200, 328), (96, 520)])
+def test_large_images_are_segmented_in_tiles_that_match_the_whole(shape):
+    net = _spread_net()
+    x = np.random.default_rng(1).random((2, *shape)).astype(np.float32)
+    whole = ColumnModel(net, {}).predict(x, max_tile_px=10**6)
+    assert whole.std() > 0.05
+    tiled = ColumnModel(net, {}).predict(x, max_tile_px=80)  # tiles of 16 px plus the halo
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_the_shipped_model_in_tiles():
+    from atomseg.models import load_model
+
+    model = load_model("default", device="cpu")
+    image, _ = _lattice_image(shape=(304, 248), spacing=10.0, sigma=1.5)
+    x = (image / image.max())[None]
+    whole = model.predict(x)
+    assert whole.max() > 0.9
+    tiled = model.predict(x, max_tile_px=2 * model.halo + 48)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # the halo matters: with too little context the seams show
+    short = _ShortHalo(model.network, model.config).predict(x, max_tile_px=2 * 16 + 48)
+    assert np.abs(short - whole).max() > 0.05
+    with pytest.raises(ValueError, match="multiples of 8"):
+        model.predict(x[:, :300])
