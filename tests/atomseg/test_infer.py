@@ -226,3 +226,17 @@ def test_the_shipped_model_in_tiles():
     assert np.abs(short - whole).max() > 0.05
     with pytest.raises(ValueError, match="multiples of 8"):
         model.predict(x[:, :300])
+
+
+def test_batch_norm_folded_for_inference_leaves_the_output():
+    import torch
+
+    from atomseg.models import load_model
+
+    model = load_model("default", device="cpu")
+    image, _ = _lattice_image(shape=(96, 128), spacing=10.0, sigma=1.5)
+    x = (image / image.max())[None]
+    with torch.inference_mode():
+        plain = torch.sigmoid(model.network(torch.from_numpy(x)[:, None]))[:, 0].numpy()
+    np.testing.assert_allclose(model.predict(x), plain, atol=1e-5)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
