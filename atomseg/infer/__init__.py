@@ -2,11 +2,12 @@
 
 ``segment`` returns the U-net probability map; ``locate`` returns one table row per column;
 ``locate_stack`` does every frame of a tilt series or every slice of a volume along any axis.
-``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice.
+``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice;
+``check_pixel_size`` says when a given one looks wrong (the three functions above warn then).
 """
 
 from atomseg.infer.columns import detect_files, locate, locate_stack, save_overlay, segment
-from atomseg.infer.scale import guess_pixel_size, lattice_spacing_px
+from atomseg.infer.scale import check_pixel_size, guess_pixel_size, lattice_spacing_px
 
 __all__ = [
     "segment",
@@ -15,5 +16,6 @@ __all__ = [
     "save_overlay",
     "detect_files",
     "guess_pixel_size",
+    "check_pixel_size",
     "lattice_spacing_px",
 ]

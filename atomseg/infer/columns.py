@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,6 +100,17 @@ def _probabilities(model, images: np.ndarray) -> np.ndarray:
     return model.predict(x)[:, pad : pad + h, pad : pad + w]
 
 
+def _warn_pixel_size(image, pixel_size_angstrom, stacklevel=3) -> None:
+    """Warn when a given pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`)."""
+    if pixel_size_angstrom is None:
+        return
+    from atomseg.infer.scale import check_pixel_size
+
+    doubt = check_pixel_size(image, pixel_size_angstrom)
+    if doubt:
+        warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
+
+
 def _prepare(image, pixel_size_angstrom, model, guess_scale=False):
     """Resample and normalise for the network: returns (f, resampled, x, p_net).
 
@@ -161,6 +173,7 @@ def segment(
     image = _check_image(image)
     model = _get_model(model, device)
     f, _, x, _ = _prepare(image, pixel_size_angstrom, model, guess_scale)
+    _warn_pixel_size(image, pixel_size_angstrom)
     prob = _probabilities(model, x[None])[0]
     if f == 1.0 or abs(f - 1.0) < 1e-3:
         return prob
@@ -389,6 +402,7 @@ def locate(
     image = _check_image(image)
     model = _get_model(model, device)
     f, resampled, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
+    _warn_pixel_size(image, pixel_size_angstrom)
     prob = _probabilities(model, x[None])[0]
     return _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, p_net=p_net)
 
@@ -479,6 +493,8 @@ def locate_stack(
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"stack {exc}") from None
         f, resampled, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
+        if not tables and not pending:  # the first frame stands for the stack
+            _warn_pixel_size(image, pixel_size_angstrom)
         if pending and x.shape != pending[0][5].shape:
             flush()
         pending.append((i, image, resampled, f, p_net, x))

@@ -14,7 +14,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["REFERENCE_SPACING_ANGSTROM", "lattice_spacing_px", "guess_pixel_size"]
+__all__ = [
+    "REFERENCE_SPACING_ANGSTROM",
+    "check_pixel_size",
+    "guess_pixel_size",
+    "lattice_spacing_px",
+]
 
 #: plane spacing assumed for the brightest reflection, Å (median over the simulated library)
 REFERENCE_SPACING_ANGSTROM = 2.7
@@ -22,6 +27,12 @@ REFERENCE_SPACING_ANGSTROM = 2.7
 GUESS_RANGE_ANGSTROM = (0.05, 0.5)
 #: a reflection counts when its power exceeds this multiple of the band's median power
 _MIN_PEAK_RATIO = 30.0
+#: a given pixel size is doubted when the brightest reflection's period would be outside this
+#: (Å): over 172 simulated library images with a lattice it spans 1.24–17.4 Å (particles give
+#: the long ones); a pixel size in nm typed as Å puts it at 0.1–0.6 Å
+PLAUSIBLE_SPACING_ANGSTROM = (0.9, 50.0)
+#: no atomic columns are resolved on coarser pixels, Å
+MAX_ATOMIC_PIXEL_ANGSTROM = 2.0
 
 
 def lattice_spacing_px(image: np.ndarray) -> float | None:
@@ -95,3 +106,43 @@ def guess_pixel_size(image: np.ndarray) -> float | None:
         return None
     lo, hi = GUESS_RANGE_ANGSTROM
     return float(np.clip(REFERENCE_SPACING_ANGSTROM / d, lo, hi))
+
+
+def check_pixel_size(image: np.ndarray, pixel_size_angstrom: float) -> str | None:
+    """Say why a given pixel size looks wrong for an atomic-resolution image, or None.
+
+    Two checks: pixels coarser than ``MAX_ATOMIC_PIXEL_ANGSTROM`` (no column is resolved
+    there: a size in pm or nm typed as Å?), and the period of the image's brightest lattice
+    reflection (:func:`lattice_spacing_px`, on the central 256² at most) outside
+    ``PLAUSIBLE_SPACING_ANGSTROM`` at that pixel size (a size in nm typed as Å makes a 2.7 Å
+    lattice 0.27 Å). Images without a clear lattice pass the second check. ``locate``,
+    ``segment`` and ``locate_stack`` (its first frame) warn with this message.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r, c = np.mgrid[0:128, 0:128]
+    >>> lattice = np.cos(2 * np.pi * r / 18.0) + np.cos(2 * np.pi * c / 18.0)  # 2.7 Å at 0.15
+    >>> check_pixel_size(lattice, 0.15) is None
+    True
+    >>> print(check_pixel_size(lattice, 0.015))  # doctest: +NORMALIZE_WHITESPACE
+    at pixel_size_angstrom=0.015 the image's lattice period would be 0.27 Å, outside the
+    0.9-50 Å of crystals: is the pixel size in Å (not nm or pm)?
+    """
+    p = float(pixel_size_angstrom)
+    if p > MAX_ATOMIC_PIXEL_ANGSTROM:
+        return (
+            f"pixel_size_angstrom={p:g} is coarser than {MAX_ATOMIC_PIXEL_ANGSTROM:g} Å, where no "
+            "atomic column is resolved: is the pixel size in Å (not nm or pm)?"
+        )
+    img = np.asarray(image)
+    h, w = img.shape
+    r0, c0 = max((h - 256) // 2, 0), max((w - 256) // 2, 0)
+    d = lattice_spacing_px(img[r0 : r0 + 256, c0 : c0 + 256])
+    lo, hi = PLAUSIBLE_SPACING_ANGSTROM
+    if d is not None and not lo <= d * p <= hi:
+        return (
+            f"at pixel_size_angstrom={p:g} the image's lattice period would be {d * p:.2g} Å, "
+            f"outside the {lo:g}-{hi:g} Å of crystals: is the pixel size in Å (not nm or pm)?"
+        )
+    return None

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomseg.infer import locate, locate_stack, segment
+from atomseg.infer import check_pixel_size, locate, locate_stack, segment
 from atomseg.models import ColumnModel
 from atomseg.models.unet import UNet
 
@@ -240,3 +240,24 @@ def test_batch_norm_folded_for_inference_leaves_the_output():
         plain = torch.sigmoid(model.network(torch.from_numpy(x)[:, None]))[:, 0].numpy()
     np.testing.assert_allclose(model.predict(x), plain, atol=1e-5)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.network.modules())
+
+
+def test_a_pixel_size_in_the_wrong_unit_is_warned_about():
+    import warnings
+
+    from atomseg.sim import simulate_image
+
+    s = simulate_image(shape=(128, 128), seed=3, dose_e_per_A2=1e5, scene="slab")
+    px = s.pixel_size_angstrom
+    model = _oracle()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the true calibration: no warning
+        locate(s.image, pixel_size_angstrom=px, model=model)
+    with pytest.warns(UserWarning, match=r"lattice period would be .* \(not nm or pm\)"):
+        locate(s.image, pixel_size_angstrom=px / 10, model=model)  # nm typed as Å
+    with pytest.warns(UserWarning, match=r"lattice period would be .* \(not nm or pm\)"):
+        segment(s.image, pixel_size_angstrom=px / 10, model=model)
+    assert "coarser than 2 Å" in check_pixel_size(s.image, 100 * px)  # pm typed as Å
+    with pytest.warns(UserWarning) as record:
+        locate_stack(np.stack([s.image] * 3), pixel_size_angstrom=px / 10, model=model)
+    assert sum("not nm or pm" in str(w.message) for w in record) == 1  # once per stack
