@@ -188,11 +188,13 @@ def _other_grains(vectors, candidates, tolerance, radius, min_votes, grains) -> 
 
 def _votes(positions, voters, vectors, radius) -> np.ndarray:
     """How many of ``vectors`` take one of ``voters`` onto each position (within ``radius``)."""
-    tree = cKDTree(voters)
-    votes = np.zeros(len(positions), int)
-    for v in vectors:
-        votes += tree.query(positions - v)[0] < radius
-    return votes
+    positions = np.asarray(positions, float).reshape(-1, 2)
+    vectors = np.asarray(vectors, float).reshape(-1, 2)
+    if len(positions) == 0 or len(vectors) == 0 or len(voters) == 0:
+        return np.zeros(len(positions), int)
+    sources = (positions[None, :, :] - vectors[:, None, :]).reshape(-1, 2)
+    d, _ = cKDTree(voters).query(sources, distance_upper_bound=radius, workers=-1)
+    return (d.reshape(len(vectors), len(positions)) < radius).sum(axis=0)
 
 
 def gate_columns(
