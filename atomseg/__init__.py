@@ -33,6 +33,7 @@ _LAZY = {
     "segment": "atomseg.infer",
     "locate": "atomseg.infer",
     "locate_stack": "atomseg.infer",
+    "locate_atoms": "atomseg.infer",
     "simulate_image": "atomseg.sim",
     "write_library": "atomseg.sim",
     "list_models": "atomseg.models",

@@ -63,6 +63,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         overlay=args.overlay,
         axis=args.axis,
         guess_scale=not args.no_guess_scale,
+        atoms=args.atoms,
     )
     return 0
 
@@ -144,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", help="PNG file (or folder) with detections drawn on the image")
     p.add_argument("--model", default="default", help="model name or folder (default: default)")
     p.add_argument("--axis", type=int, default=0, help="frame axis of a stack (default 0)")
+    p.add_argument(
+        "--atoms",
+        action="store_true",
+        help="a 3-D input is a tomogram: link its slices into one row per atom "
+        "(plane, row, col; atomseg.locate_atoms); the overlay is its maximum projection",
+    )
     p.add_argument(
         "--no-guess-scale",
         action="store_true",

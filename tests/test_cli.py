@@ -34,6 +34,26 @@ def test_atomseg_detect_stack_to_folder(tmp_path):
     assert set(table["frame"]) == {0, 1}
 
 
+def test_atomseg_detect_atoms_of_a_tomogram(tmp_path):
+    n, voxel = 40, 0.35
+    atoms = np.array([[a, b, c] for a in (14, 25) for b in (13, 26) for c in (15, 24)], float)
+    zz, yy, xx = np.mgrid[:n, :n, :n]
+    vol = np.zeros((n, n, n), np.float32)
+    for a, b, c in atoms:
+        vol += np.exp(-((zz - a) ** 2 + (yy - b) ** 2 + (xx - c) ** 2) / (2 * (0.45 / voxel) ** 2))
+    vol += np.random.default_rng(0).normal(0, 0.01, vol.shape).astype(np.float32)
+    np.save(tmp_path / "rec.npy", vol)
+    out, overlay = tmp_path / "atoms.csv", tmp_path / "atoms.png"
+    argv = ["detect", str(tmp_path / "rec.npy"), "--atoms", "--pixel-size", str(voxel)]
+    assert atomseg_main([*argv, "-o", str(out), "--overlay", str(overlay)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns)[:6] == ["plane", "row", "col", "score", "intensity", "n_frames"]
+    found = table[["plane", "row", "col"]].to_numpy()
+    assert len(found) == len(atoms)
+    assert np.linalg.norm(found[:, None] - atoms[None], axis=2).min(axis=0).max() < 0.3
+    assert overlay.stat().st_size > 0
+
+
 def test_atomseg_errors_are_clean(tmp_path, capsys):
     assert atomseg_main(["detect", str(tmp_path / "missing.npy")]) == 2
     assert "missing.npy" in capsys.readouterr().err

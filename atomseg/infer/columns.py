@@ -407,6 +407,15 @@ def locate(
     return _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, p_net=p_net)
 
 
+def _is_blank(frame: np.ndarray) -> bool:
+    """A finite, constant 2-D frame of numbers: a slice of empty space."""
+    arr = np.asarray(frame)
+    if arr.ndim != 2 or arr.size == 0 or arr.dtype.kind not in "biuf":
+        return False
+    first = arr.flat[0]
+    return bool(np.isfinite(first) and np.all(arr == first))
+
+
 def _frames(stack, axis: int):
     ndim = len(stack.shape)
     if ndim != 3:
@@ -449,10 +458,14 @@ def locate_stack(
     pandas.DataFrame
         The :func:`locate` columns plus ``frame``.
 
+    A constant frame (a slice of empty space, such as those outside a reconstruction's circle,
+    which ``tomopy.circ_mask`` sets to zero) has no columns and adds no rows; a single constant
+    image given to :func:`locate` is an error.
+
     Raises
     ------
     ValueError
-        Naming the frame, when one frame is bad (NaN, constant...).
+        Naming the frame, when one frame is bad (NaN, infinite, too small...).
 
     Examples
     --------
@@ -488,6 +501,8 @@ def locate_stack(
     frames = _frames(stack, axis)
     n = stack.shape[axis % 3] if len(stack.shape) == 3 else 0
     for i, frame in tqdm(frames, total=n, desc="frames", disable=not progress):
+        if _is_blank(frame):  # empty space (outside a reconstruction's circle): no columns
+            continue
         try:
             image = _check_image(frame, what=f"frame {i}")
         except (ValueError, TypeError) as exc:
@@ -561,6 +576,7 @@ def detect_files(
     overlay: str | None = None,
     axis: int = 0,
     guess_scale: bool = True,
+    atoms: bool = False,
 ) -> list[pd.DataFrame]:
     """Run :func:`locate` / :func:`locate_stack` on files and write CSV tables (``atomseg detect``).
 
@@ -568,7 +584,9 @@ def detect_files(
     with several it is a folder, which gets ``<input stem>.csv`` each. Without ``output`` the
     table is printed as CSV.
     ``overlay`` is a PNG path for one single image, otherwise a folder. ``guess_scale`` is
-    passed to :func:`locate` / :func:`locate_stack`.
+    passed to :func:`locate` / :func:`locate_stack`. With ``atoms``, a 3-D input is a
+    tomogram: :func:`atomseg.infer.locate_atoms` gives one row per atom, and its overlay is the
+    maximum projection along ``axis`` with the atoms on it.
 
     Examples
     --------
@@ -599,6 +617,12 @@ def detect_files(
         stem = Path(str(spec).split(":/")[0]).stem
         if image.ndim == 2:
             table = locate(image, pixel_size_angstrom=px, model=model, guess_scale=guess_scale)
+        elif atoms:
+            from atomseg.infer.atoms import locate_atoms
+
+            table = locate_atoms(
+                image, voxel_size_angstrom=px, axis=axis, model=model, progress=True
+            )
         else:
             table = locate_stack(
                 image,
@@ -615,7 +639,18 @@ def detect_files(
             write_table_csv(table, output)
         else:
             table.to_csv(sys.stdout, index=False)
-        if overlay:
+        if overlay and atoms and image.ndim == 3:
+            ov = Path(overlay)
+            if many or ov.is_dir():
+                ov.mkdir(parents=True, exist_ok=True)
+                ov = ov / f"{stem}.png"
+            plane = ["plane", "row", "col"]
+            rc = [plane[a] for a in range(3) if a != axis % 3]
+            shown = pd.DataFrame(
+                {"row": table[rc[0]], "col": table[rc[1]], "score": table["score"], "radius": 3.0}
+            )
+            save_overlay(np.max(image, axis=axis), shown, ov, title=f"{stem}: {len(table)} atoms")
+        elif overlay:
             ov = Path(overlay)
             if image.ndim == 2 and not many and not ov.is_dir():
                 save_overlay(image, table, ov, title=f"{stem}: {len(table)} columns")
@@ -626,5 +661,6 @@ def detect_files(
                     sub = table if i is None else table[table["frame"] == i]
                     name = stem if i is None else f"{stem}_{i:04d}"
                     save_overlay(frame, sub, ov / f"{name}.png", title=f"{name}: {len(sub)}")
-        print(f"{spec}: {len(table)} columns", file=sys.stderr)
+        what = "atoms" if atoms and image.ndim == 3 else "columns"
+        print(f"{spec}: {len(table)} {what}", file=sys.stderr)
     return results

@@ -261,3 +261,13 @@ def test_a_pixel_size_in_the_wrong_unit_is_warned_about():
     with pytest.warns(UserWarning) as record:
         locate_stack(np.stack([s.image] * 3), pixel_size_angstrom=px / 10, model=model)
     assert sum("not nm or pm" in str(w.message) for w in record) == 1  # once per stack
+
+
+def test_blank_frames_of_a_volume_have_no_columns():
+    frames = np.stack([_lattice_image(shape=(64, 64), seed=s)[0] for s in range(3)])
+    frames[0] = 0.0  # outside a reconstruction's circle
+    table = locate_stack(frames, model=_oracle())
+    assert 0 not in set(table["frame"]) and {1, 2} <= set(table["frame"])
+    frames[1, 5, 5] = np.inf  # a bad frame is still named
+    with pytest.raises(ValueError, match="frame 1"):
+        locate_stack(frames, model=_oracle())
