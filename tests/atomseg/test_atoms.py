@@ -92,3 +92,16 @@ def test_locate_atoms_bad_input():
         locate_atoms(np.zeros((8, 8)))
     with pytest.raises(ValueError, match="voxel_size_angstrom must be positive"):
         locate_atoms(np.zeros((4, 16, 16)), voxel_size_angstrom=-1)
+
+
+def test_smoothing_along_the_axis_reads_the_volume_slice_by_slice():
+    from atomseg.infer.atoms import _AxisSmoothed
+
+    vol = np.random.default_rng(0).random((9, 5, 6))
+    smoothed = _AxisSmoothed(vol, 1, 1.0)
+    from scipy import ndimage
+
+    want = ndimage.gaussian_filter1d(vol, 1.0, axis=1, mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(smoothed[(slice(None), 2, slice(None))], want[:, 2], atol=1e-12)
+    with pytest.raises(ValueError, match="smooth_angstrom"):
+        locate_atoms(vol, smooth_angstrom=-1)
