@@ -105,3 +105,15 @@ def test_smoothing_along_the_axis_reads_the_volume_slice_by_slice():
     np.testing.assert_allclose(smoothed[(slice(None), 2, slice(None))], want[:, 2], atol=1e-12)
     with pytest.raises(ValueError, match="smooth_angstrom"):
         locate_atoms(vol, smooth_angstrom=-1)
+
+
+def test_faint_blobs_in_nearly_empty_slices_are_not_atoms():
+    vol, atoms = _atom_volume()
+    zz, yy, xx = np.mgrid[: vol.shape[0], : vol.shape[1], : vol.shape[2]]
+    ghost = np.array([4.0, 10.0, 30.0])  # 4 % of an atom, in slices the atoms do not reach
+    vol += 0.04 * np.exp(-((zz - 4.0) ** 2 + (yy - 10.0) ** 2 + (xx - 30.0) ** 2) / 2.6)
+    everything = locate_atoms(vol, voxel_size_angstrom=VOXEL, min_relative_intensity=0)
+    found = everything[["plane", "row", "col"]].to_numpy()
+    assert np.linalg.norm(found - ghost, axis=1).min() < 1.0  # seen on its own slices ...
+    table = locate_atoms(vol, voxel_size_angstrom=VOXEL)  # ... but far fainter than the atoms
+    assert len(table) == len(atoms)
