@@ -117,3 +117,15 @@ def test_faint_blobs_in_nearly_empty_slices_are_not_atoms():
     assert np.linalg.norm(found - ghost, axis=1).min() < 1.0  # seen on its own slices ...
     table = locate_atoms(vol, voxel_size_angstrom=VOXEL)  # ... but far fainter than the atoms
     assert len(table) == len(atoms)
+
+
+def test_an_hdf5_volume_is_read_slice_by_slice_with_the_same_atoms(tmp_path):
+    import h5py
+
+    vol, _ = _atom_volume()
+    with h5py.File(tmp_path / "rec.h5", "w") as f:
+        f["rec"] = vol
+    with h5py.File(tmp_path / "rec.h5", "r") as f:
+        from_file = locate_atoms(f["rec"], voxel_size_angstrom=VOXEL)
+    in_memory = locate_atoms(vol, voxel_size_angstrom=VOXEL)
+    pd.testing.assert_frame_equal(from_file, in_memory)
