@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help=".npy, .tif/.tiff, .png, file.h5:/dataset, .dm3/.dm4/.emd/.ser",
+        help=".npy, .tif/.tiff, .png, file.h5:/dataset, .dm3/.dm4/.emd/.ser, .mrc/.rec",
     )
     p.add_argument("--pixel-size", type=float, help="pixel size in Å (overrides the file's)")
     p.add_argument("-o", "--output", help="CSV file, or a folder for one CSV per input")

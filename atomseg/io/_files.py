@@ -22,6 +22,11 @@ FORMATS = {
     ".dm4": "dm",
     ".emd": "emd",
     ".ser": "ser",
+    ".mrc": "mrc",
+    ".rec": "mrc",
+    ".map": "mrc",
+    ".st": "mrc",
+    ".ali": "mrc",
 }
 #: formats whose files may be addressed as ``file:/name``
 _ADDRESSABLE = (".h5", ".hdf5", ".hdf", ".emd")

@@ -34,9 +34,10 @@ def read_image(spec, *, frame: int | None = None) -> tuple[np.ndarray, float | N
         The file: ``.npy``; ``.tif`` / ``.tiff`` (single image or stack); ``.png`` / ``.jpg``
         (8- or 16-bit, colour converted to grey); HDF5 as ``"file.h5:/group/dataset"`` or
         ``"file.h5"`` when it holds a single 2-D or 3-D dataset; ``.dm3`` / ``.dm4`` / ``.emd``
-        / ``.ser`` through RosettaSciIO. An EMD file with several images can be addressed as
-        ``"file.emd:/HAADF"`` (the image title); by default its single image, or else the one
-        titled HAADF, is read.
+        / ``.ser`` through RosettaSciIO; MRC (``.mrc``, ``.rec``, ``.map``, ``.st``, ``.ali``:
+        tomograms and tilt series) through mrcfile. An EMD file with several images can be
+        addressed as ``"file.emd:/HAADF"`` (the image title); by default its single image, or
+        else the one titled HAADF, is read.
     frame : int, optional
         Read only this frame of a stack (negative counts from the end); a single image counts as
         a stack of one frame. For HDF5 and ``.npy`` only that frame is read from disk.
@@ -49,7 +50,8 @@ def read_image(spec, *, frame: int | None = None) -> tuple[np.ndarray, float | N
         The pixel size along columns in Å, or None when the file does not record one in a
         length unit. Read from: the ``pixel_size_angstrom`` attribute of an HDF5 dataset (or of
         a parent group); ImageJ ``unit`` + resolution, FEI ``PixelWidth`` or resolution in
-        pixels/cm for TIFF; the axes calibration (nm, Å, pm, µm, m) for dm3/dm4/emd/ser.
+        pixels/cm for TIFF; the axes calibration (nm, Å, pm, µm, m) for dm3/dm4/emd/ser; the
+        voxel size (Å) of an MRC file.
         ``.npy``, PNG and JPEG carry no calibration.
 
     Raises
@@ -63,7 +65,8 @@ def read_image(spec, *, frame: int | None = None) -> tuple[np.ndarray, float | N
         library's message, with the file name), a result that is not 2-D or 3-D after
         removing singleton axes, complex data, or a ``frame`` out of range.
     ImportError
-        If a dm3/dm4/emd/ser file is read without RosettaSciIO installed.
+        If a dm3/dm4/emd/ser file is read without RosettaSciIO installed, or an MRC file
+        without mrcfile.
 
     Notes
     -----
@@ -102,6 +105,8 @@ def read_image(spec, *, frame: int | None = None) -> tuple[np.ndarray, float | N
         data, pixel_size = _guard(path, kind, _read_tiff, path)
     elif kind == "pil":
         data, pixel_size = _guard(path, kind, _read_pil, path), None
+    elif kind == "mrc":
+        data, pixel_size = _guard(path, kind, _read_mrc, path)
     else:
         data, pixel_size = _read_rsciio(path, kind, name)
     return _finish(data, path, frame), pixel_size
@@ -313,6 +318,32 @@ def _memmap_tiff(path):
         return tifffile.memmap(path, mode="r"), pixel_size
     except ValueError:
         return None
+
+
+def _read_mrc(path):
+    """An MRC image, stack or volume (tomograms: ``.rec``; tilt series: ``.st``, ``.ali``) and
+    its voxel size in Å (MRC stores Å; 0 means none), the column one when they differ."""
+    try:
+        import mrcfile
+    except ImportError:
+        raise ImportError(
+            f"reading {path.suffix} files needs mrcfile: pip install mrcfile (or the 'em' extra)"
+        ) from None
+    with mrcfile.open(path, mode="r", permissive=True) as mrc:
+        if mrc.data is None:
+            raise ValueError("the file holds no data")
+        data = np.array(mrc.data)
+        size = mrc.voxel_size
+        x, y = float(size.x), float(size.y)
+    if not (math.isfinite(x) and x > 0):
+        return data, None
+    if not math.isclose(x, y, rel_tol=1e-3):
+        warnings.warn(
+            f"{path}: non-square pixels ({y:g} × {x:g} Å); the column size {x:g} Å is used",
+            UserWarning,
+            stacklevel=4,
+        )
+    return data, x
 
 
 def _read_pil(path):

@@ -270,6 +270,23 @@ def test_non_square_pixels_warn(tmp_path, monkeypatch):
         assert read_image(tmp_path / "a.dm4")[1] == pytest.approx(0.1)
 
 
+def test_mrc_tomogram_with_its_voxel_size(tmp_path, rng):
+    mrcfile = pytest.importorskip("mrcfile")
+    vol = rng.random((5, 12, 10)).astype(np.float32)
+    with mrcfile.new(tmp_path / "rec.rec") as mrc:
+        mrc.set_data(vol)
+        mrc.voxel_size = 0.35
+    data, pixel_size = read_image(tmp_path / "rec.rec")
+    assert data.shape == (5, 12, 10) and pixel_size == pytest.approx(0.35)
+    np.testing.assert_array_equal(data, vol)
+    with mrcfile.new(tmp_path / "plain.mrc") as mrc:
+        mrc.set_data(vol[0])  # voxel size 0: uncalibrated
+    assert read_image(tmp_path / "plain.mrc")[1] is None
+    (tmp_path / "bad.mrc").write_bytes(b"not an mrc file at all" * 20)
+    with pytest.raises(ValueError, match="bad.mrc"):
+        read_image(tmp_path / "bad.mrc")
+
+
 def test_garbage_dm3_is_a_clear_value_error(tmp_path):
     pytest.importorskip("rsciio")
     (tmp_path / "bad.dm3").write_bytes(b"\x00" * 64)
