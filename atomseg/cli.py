@@ -68,6 +68,14 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from atomseg.demo import run_demo
+
+    run_demo(args.figure, size=args.size, dose_e_per_A2=args.dose, seed=args.seed,
+             structure=args.structure, zone_axis=args.zone_axis, model=args.model)  # fmt: skip
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from atomseg.models import list_models
 
@@ -91,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"atomseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("demo", help="simulate a nanoparticle image, find its columns, score them")
+    p.add_argument("--figure", default="atomseg_demo.png", help="PNG of the detections")
+    p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    p.add_argument("--dose", type=float, default=1e4, help="e/Å² (default 1e4)")
+    p.add_argument("--seed", type=int, default=0, help="image seed (default 0)")
+    p.add_argument("--structure", default="Au", help="crystal (default Au)")
+    p.add_argument("--zone-axis", default="110", help="zone axis (default 110)")
+    p.add_argument("--model", default="default", help="model name or folder (default: default)")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("simulate", help="write a synthetic image library with ground truth (HDF5)")
     p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")

@@ -54,6 +54,14 @@ def test_atomseg_detect_atoms_of_a_tomogram(tmp_path):
     assert overlay.stat().st_size > 0
 
 
+def test_atomseg_demo_scores_and_draws(tmp_path, capsys):
+    figure = tmp_path / "demo.png"
+    assert atomseg_main(["demo", "--size", "128", "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert "Au [110] nanoparticle" in out and "F1" in out
+    assert figure.stat().st_size > 0
+
+
 def test_atomseg_errors_are_clean(tmp_path, capsys):
     assert atomseg_main(["detect", str(tmp_path / "missing.npy")]) == 2
     assert "missing.npy" in capsys.readouterr().err
