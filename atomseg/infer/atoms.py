@@ -2,13 +2,17 @@
 
 In an atomic-resolution tomogram every atom is a blob a few voxels across, so it shows as a
 "column" in each of the few slices it crosses. :func:`locate_atoms` runs
-:func:`atomseg.locate_stack` on every slice along one axis and :func:`link_frames` joins the
-detections of one atom in adjacent slices into a chain (mutual nearest neighbours, at most
-``max_shift_px`` apart in the plane), splits a chain where its intensity dips between two
-maxima (two atoms stacked along the axis whose blobs touch), drops chains shorter than
-``min_frames`` (a blob of noise seen in one slice) and reports one row per atom: its position
-in the volume's own index order (``plane``, ``row``, ``col``: ``volume[plane, row, col]``,
-whatever axis was sliced), the intensity-weighted mean over its slices.
+:func:`atomseg.locate_stack` on every slice along one axis (each first averaged with its
+neighbours along the axis) and :func:`link_frames` joins the detections of one atom in adjacent
+slices into a chain (mutual nearest neighbours, at most ``max_shift_px`` apart in the plane),
+splits a chain where its intensity dips between two maxima (two atoms stacked along the axis
+whose blobs touch) and drops chains shorter than ``min_frames`` (a blob of noise seen in one
+slice); atoms far fainter than the brightest are dropped, and each is moved to the sub-voxel
+peak of the volume near it. One row per atom, its position in the volume's own index order
+(``plane``, ``row``, ``col``: ``volume[plane, row, col]``, whatever axis was sliced).
+
+On simulated tomograms of isolated Gaussian atoms this does as well as plain 3D peak finding
+with the same peak fit, not better (``benchmarks/bench_atomseg_volume.py``).
 """
 
 from __future__ import annotations
