@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
 __all__ = ["run_demo"]
 
 
@@ -83,22 +81,13 @@ def run_demo(
         **({} if zone_axis is None else {"zone_axis": zone_axis}),
         config={"label_min_z": min_z, "label_min_snr": 5.0},
     )
-    c = sample.columns
-    present = c["n_atoms"] >= 1
-    asked = present & c["labelled"] & (c["z"] >= min_z) & c["detectable"]
-    true = c.loc[asked, ["row", "col"]].to_numpy(float)
-    out = sample.outside_columns
-    ignore = np.concatenate(
-        [
-            c.loc[present & ~asked, ["row", "col"]].to_numpy(float),
-            out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float),
-        ]
-    )
+    truth = sample.truth(min_z)
+    true, ignore = truth["true"], truth["dont_care"]
     px = sample.pixel_size_angstrom
     start = time.perf_counter()
     table = locate(sample.image, pixel_size_angstrom=px, model=model)
     seconds = time.perf_counter() - start
-    resolved = c.loc[present & c["labelled"] & (c["z"] >= min_z), ["row", "col"]].to_numpy(float)
+    resolved = truth["resolved"]
     spacing = nearest_neighbour_distance(resolved) if len(resolved) > 1 else 10.0
     m = match_positions(table[["row", "col"]].to_numpy(), true, max_distance_px=0.3 * spacing,
                         ignore=ignore)  # fmt: skip

@@ -87,26 +87,15 @@ def _oracle_classical(image, spacing_px, true, tol, other):
 
 
 def _truth(s, min_z):
-    """The truth of a simulated sample (module docstring), positions (n, 2) in its pixels.
+    """The truth of a simulated sample (module docstring; :meth:`atomseg.sim.Sample.truth`).
 
     Returns the mask of the asked-for columns in ``s.columns`` and the positions of those
     (``true``), of every resolved column (``every``), of the don't-care columns for the
     asked-for truth (``other``: present but not asked for, or centred just outside) and for the
     all-resolved truth (``rest``: present but not resolved, or centred just outside).
     """
-    c = s.columns
-    present = c["n_atoms"] >= 1
-    resolved = present & c["labelled"] & (c["z"] >= min_z)
-    asked = resolved & c["detectable"]
-    out = s.outside_columns
-    outside = out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float)
-
-    def at(mask):
-        return c.loc[mask, ["row", "col"]].to_numpy(float)
-
-    other = np.concatenate([at(present & ~asked), outside])
-    rest = np.concatenate([at(present & ~resolved), outside])
-    return asked, at(asked), at(resolved), other, rest
+    t = s.truth(min_z)
+    return t["asked"], t["true"], t["resolved"], t["dont_care"], t["dont_care_resolved"]
 
 
 def _draw_case(scenario, rng):

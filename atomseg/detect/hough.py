@@ -550,6 +550,13 @@ def _parabola(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, axis: i
     f0 = values[rows, cols]
     fm = values[lo, cols] if step[0] else values[rows, lo]
     fp = values[hi, cols] if step[0] else values[rows, hi]
+    return parabola_vertex(fm, f0, fp)
+
+
+def parabola_vertex(fm, f0, fp) -> np.ndarray:
+    """Offset (within ±0.5) of the vertex of the parabola through ``(-1, fm), (0, f0), (1, fp)``
+    from 0; 0 where the three do not make a maximum. Elementwise."""
+    fm, f0, fp = np.asarray(fm, float), np.asarray(f0, float), np.asarray(fp, float)
     denom = fm - 2 * f0 + fp
     with np.errstate(invalid="ignore", divide="ignore"):
         off = np.where(denom < 0, 0.5 * (fm - fp) / denom, 0.0)

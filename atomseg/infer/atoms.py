@@ -166,7 +166,8 @@ def link_frames(
 class _AxisSmoothed:
     """A 3-D array-like whose slices along ``axis`` are Gaussian-weighted means of the
     volume's neighbouring slices (sigma ``sigma_px``, edges repeated), read slice by slice so
-    that an HDF5 dataset or memory map is never loaded whole."""
+    that an HDF5 dataset or memory map is never loaded whole; the slices of the last window
+    are kept, so that in-order access reads each slice once."""
 
     def __init__(self, volume, axis: int, sigma_px: float):
         self.volume, self.axis, self.shape = volume, axis, tuple(volume.shape)
@@ -174,16 +175,24 @@ class _AxisSmoothed:
         self.offsets = np.arange(-reach, reach + 1)
         w = np.exp(-0.5 * (self.offsets / sigma_px) ** 2)
         self.weights = w / w.sum()
+        self._kept: dict = {}  # (slice index, the other axes' index) -> slice
 
     def __getitem__(self, index):
         index = list(index)
         i, n = int(index[self.axis]), self.shape[self.axis]
-        out = None
-        for k, w in zip(self.offsets, self.weights):
-            index[self.axis] = min(max(i + k, 0), n - 1)
-            frame = np.asarray(self.volume[tuple(index)], np.float64) * w
-            out = frame if out is None else out + frame
-        return out
+        rest = repr(index[: self.axis] + index[self.axis + 1 :])
+        window = {}
+        for k in self.offsets:
+            j = min(max(i + k, 0), n - 1)
+            if (j, rest) not in window:
+                index[self.axis] = j
+                frame = self._kept.get((j, rest))
+                window[j, rest] = (
+                    np.asarray(self.volume[tuple(index)], np.float64) if frame is None else frame
+                )
+        self._kept = window
+        return sum(w * window[min(max(i + k, 0), n - 1), rest]
+                   for k, w in zip(self.offsets, self.weights))  # fmt: skip
 
 
 def _refine_3d(volume, positions: np.ndarray, sigma_px: float = 1.0) -> np.ndarray:
@@ -192,6 +201,8 @@ def _refine_3d(volume, positions: np.ndarray, sigma_px: float = 1.0) -> np.ndarr
     it along each axis (exact for a Gaussian blob). A box of ±(3 sigma + 2) voxels is read per
     atom, so an HDF5 dataset is never loaded whole."""
     from scipy import ndimage
+
+    from atomseg.detect.hough import parabola_vertex
 
     shape = np.asarray(volume.shape)
     half = int(np.ceil(3 * sigma_px)) + 2
@@ -209,17 +220,10 @@ def _refine_3d(volume, positions: np.ndarray, sigma_px: float = 1.0) -> np.ndarr
         c = j + np.array([max(x - 1, 0) for x in c])
         if np.any(c < 1) or np.any(c > np.array(box.shape) - 2):
             continue
-        floor = box.min()
-        peak = c.astype(float)
-        for ax in range(3):
-            e = np.zeros(3, int)
-            e[ax] = 1
-            f = np.log(np.maximum([box[tuple(c - e)], box[tuple(c)], box[tuple(c + e)]] - floor,
-                                  1e-12))  # fmt: skip
-            curvature = f[0] - 2 * f[1] + f[2]
-            if curvature < 0:
-                peak[ax] += float(np.clip(0.5 * (f[0] - f[2]) / curvature, -0.5, 0.5))
-        out[n] = peak + lo
+        logs = np.log(np.maximum(box - box.min(), 1e-12))
+        steps = np.eye(3, dtype=int)
+        fm, fp = (logs[tuple((c + sign * steps).T)] for sign in (-1, 1))
+        out[n] = c + parabola_vertex(fm, logs[tuple(c)], fp) + lo
     return out
 
 

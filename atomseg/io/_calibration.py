@@ -79,13 +79,17 @@ def pixel_size_from_axes(axes: list[dict], *, name: str) -> float | None:
         if factor is None or scale is None or not math.isfinite(scale) or scale <= 0:
             return None
         sizes.append(float(scale) * factor)
-    row_size, col_size = sizes
+    return column_pixel_size(*sizes, name=name)
+
+
+def column_pixel_size(row_size: float, col_size: float, *, name: str) -> float:
+    """The column pixel size, with a warning naming ``name`` when the pixels are not square."""
     if not math.isclose(row_size, col_size, rel_tol=1e-2):
         warnings.warn(
             f"{name}: non-square pixels ({row_size:g} Å along rows, {col_size:g} Å along "
             "columns); the column pixel size is returned",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return col_size
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from atomseg.io._calibration import pixel_size_from_axes, tiff_pixel_size
+from atomseg.io._calibration import column_pixel_size, pixel_size_from_axes, tiff_pixel_size
 from atomseg.io._files import check_input_file, file_kind, split_spec
 
 if TYPE_CHECKING:
@@ -337,13 +337,7 @@ def _read_mrc(path):
         x, y = float(size.x), float(size.y)
     if not (math.isfinite(x) and x > 0):
         return data, None
-    if not math.isclose(x, y, rel_tol=1e-3):
-        warnings.warn(
-            f"{path}: non-square pixels ({y:g} × {x:g} Å); the column size {x:g} Å is used",
-            UserWarning,
-            stacklevel=4,
-        )
-    return data, x
+    return data, column_pixel_size(y, x, name=str(path))
 
 
 def _read_pil(path):

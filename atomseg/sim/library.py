@@ -151,6 +151,46 @@ class Sample:
         """Electron dose of the image, e/Å²."""
         return float(self.params["dose_e_per_A2"])
 
+    def truth(self, min_z: int) -> dict:
+        """What a finder is asked to find in this image, and what it may find at no cost.
+
+        A column is *asked* for when it holds an atom of ``z >= min_z``, is resolved and
+        detectable (``labelled`` and ``detectable``); the benchmarks and ``atomseg demo`` count
+        against it. Positions (n, 2) in pixels: ``true`` (the asked ones; ``asked`` is their
+        mask in :attr:`columns`), ``resolved`` (every resolved one, weak ones included),
+        ``dont_care`` (present but not asked for, or centred just outside the image: a detection
+        there is neither a hit nor a false one) and ``dont_care_resolved`` (the same for a truth
+        of every resolved column: present but not resolved, or just outside).
+
+        Examples
+        --------
+        >>> s = simulate_image(shape=(64, 64), seed=3, dose_e_per_A2=1e5, scene="slab")
+        >>> t = s.truth(11)
+        >>> len(t["true"]) == int(t["asked"].sum()) <= len(t["resolved"])
+        True
+        """
+        c = self.columns
+        present = c["n_atoms"] >= 1
+        resolved = present & c["labelled"] & (c["z"] >= min_z)
+        asked = resolved & c["detectable"]
+        out = self.outside_columns
+        outside = (
+            np.zeros((0, 2))
+            if out is None
+            else out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float)
+        )
+
+        def at(mask):
+            return c.loc[mask, ["row", "col"]].to_numpy(float)
+
+        return {
+            "asked": asked,
+            "true": at(asked),
+            "resolved": at(resolved),
+            "dont_care": np.concatenate([at(present & ~asked), outside]),
+            "dont_care_resolved": np.concatenate([at(present & ~resolved), outside]),
+        }
+
     def __repr__(self) -> str:
         p = self.params
         return (
