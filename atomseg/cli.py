@@ -48,6 +48,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         init=args.init,
         border_fraction=args.border_fraction,
         padding=args.padding,
+        resample=args.resample,
     )
     return 0
 
@@ -148,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PADDINGS,
         help="how images are padded beyond their border, in training and at inference "
         "(default reflect; columns-v4: edge)",
+    )
+    p.add_argument(
+        "--resample",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of patches resampled to the model's pixel size, as inference resamples "
+        "calibrated images; the others at the library images' own pixel sizes (default 0)",
     )
     p.set_defaults(func=_cmd_train)
 

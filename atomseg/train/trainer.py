@@ -35,7 +35,7 @@ NOMINAL_PIXEL_SIZE_ANGSTROM = 0.15
 
 
 def load_training_set(
-    library: str | os.PathLike, *, max_images: int | None = None
+    library: str | os.PathLike, *, max_images: int | None = None, resample: bool = False
 ) -> dict[str, np.ndarray]:
     """Read a library into memory: normalised images, disc masks and pixel sizes.
 
@@ -45,12 +45,18 @@ def load_training_set(
         HDF5 library written by ``atomseg simulate``.
     max_images : int, optional
         Read only the first images.
+    resample : bool
+        Also read what patches resampled to the model's pixel size need (see ``train``): the
+        images as they are (``raw``), each image's normalisation as inference computes it on
+        the resampled image (``levels``), its label disc radius and its labelled columns.
 
     Returns
     -------
     dict
         ``images`` (n, H, W) float32 normalised, ``masks`` (n, H, W) uint8,
-        ``pixel_size_angstrom`` (n,), ``attrs`` (library attributes).
+        ``pixel_size_angstrom`` (n,), ``attrs`` (library attributes); with ``resample``
+        also ``raw``, ``levels`` (n, 2), ``disc_px`` (n,) and ``columns`` (a list of (k, 3)
+        arrays: row, col, label 1 or 2).
 
     Examples
     --------
@@ -78,12 +84,55 @@ def load_training_set(
         masks = f["masks"][:n].astype(np.uint8)
         pixel = f["pixel_size_angstrom"][:n].astype(np.float32)
         attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
+        data = {
+            "images": images,
+            "masks": masks,
+            "pixel_size_angstrom": pixel,
+            "attrs": attrs,
+            "path": str(library),
+        }
+        if resample:
+            data.update(_resampling_data(f, n, pixel))
+    return data
+
+
+def _resampling_data(f, n, pixel) -> dict:
+    """Raw images, normalisation levels, disc radii and labelled columns (``resample`` mode)."""
+    from atomseg.infer.columns import _resample
+
+    for key in ("columns", "column_offsets", "params"):
+        if key not in f:
+            raise KeyError(f"{f.filename} has no /{key} dataset: it cannot be resampled")
+    cfg = json.loads(f.attrs.get("config", "{}"))
+    min_snr = float(cfg.get("label_min_snr", 0.0))
+    # the library's disc radius (Å, at least some pixels) at the model's pixel size
+    disc_cap = max(
+        float(cfg.get("label_disc_radius_angstrom", 0.4)) / NOMINAL_PIXEL_SIZE_ANGSTROM,
+        float(cfg.get("label_min_disc_radius_px", 1.5)),
+    )
+    raw = np.empty((n, *f["images"].shape[1:]), np.float32)
+    levels = np.empty((n, 2), np.float32)
+    disc = np.empty(n, np.float32)
+    offsets = f["column_offsets"][: n + 1]
+    table = f["columns"][: offsets[-1]]
+    columns = []
+    for i in tqdm(range(n), desc="resampling levels", leave=False):
+        raw[i] = f["images"][i]
+        z = float(pixel[i]) / NOMINAL_PIXEL_SIZE_ANGSTROM
+        levels[i] = np.percentile(_resample(raw[i], z), [1.0, 99.0])
+        if not levels[i, 1] > levels[i, 0]:
+            levels[i] = raw[i].min(), raw[i].max()
+        disc[i] = json.loads(f["params"][i])["label_disc_radius_px"]
+        t = table[offsets[i] : offsets[i + 1]]
+        t = t[t["labelled"] == 1]
+        label = np.where(t["snr"] >= min_snr, 1.0, 2.0)
+        columns.append(np.stack([t["row"], t["col"], label], axis=1).astype(np.float64))
     return {
-        "images": images,
-        "masks": masks,
-        "pixel_size_angstrom": pixel,
-        "attrs": attrs,
-        "path": str(library),
+        "raw": raw,
+        "levels": levels,
+        "disc_px": disc,
+        "disc_cap_px": disc_cap,
+        "columns": columns,
     }
 
 
@@ -131,13 +180,16 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
     for k, i in enumerate(idx):
         border = border_fraction > 0 and rng.random() < border_fraction
         axes = int(rng.integers(1, 4)) if border else 0  # 1: rows, 2: cols, 3: both
-        r = _patch_origin(h, patch, rng, bool(axes & 1))
-        c = _patch_origin(w, patch, rng, bool(axes & 2))
-        xi, yi = images[i], masks[i]
-        if border:  # pad the whole image as inference does; the padding is "don't care"
-            xi, yi = np.pad(xi, PAD_PX, mode=padding), np.pad(yi, PAD_PX, constant_values=2)
-            r, c = r + PAD_PX, c + PAD_PX
-        xi, yi = xi[r : r + patch, c : c + patch], yi[r : r + patch, c : c + patch]
+        if "raw" in data and rng.random() < data["resample"]:
+            xi, yi = _resampled_patch(data, i, patch, rng, axes, padding)
+        else:
+            r = _patch_origin(h, patch, rng, bool(axes & 1))
+            c = _patch_origin(w, patch, rng, bool(axes & 2))
+            xi, yi = images[i], masks[i]
+            if border:  # pad the whole image as inference does; the padding is "don't care"
+                xi, yi = np.pad(xi, PAD_PX, mode=padding), np.pad(yi, PAD_PX, constant_values=2)
+                r, c = r + PAD_PX, c + PAD_PX
+            xi, yi = xi[r : r + patch, c : c + patch], yi[r : r + patch, c : c + patch]
         t = rng.integers(8)
         if t & 1:
             xi, yi = xi[::-1], yi[::-1]
@@ -147,6 +199,83 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
             xi, yi = xi.T, yi.T
         x[k, 0], y[k, 0] = xi, yi
     return x, y
+
+
+def _padded_index(i, n, padding):
+    """Indices of a padded axis into the ``n`` pixels of the image (``numpy.pad`` modes)."""
+    if padding == "edge" or n == 1:
+        return np.clip(i, 0, n - 1)
+    if padding == "reflect":
+        m = np.mod(i, 2 * (n - 1))
+        return np.where(m >= n, 2 * (n - 1) - m, m)
+    m = np.mod(i, 2 * n)  # symmetric
+    return np.where(m >= n, 2 * n - 1 - m, m)
+
+
+def _resampled_patch(data, i, patch, rng, axes, padding):
+    """One patch of image ``i`` resampled to the model's pixel size, as inference sees it.
+
+    The image is resampled exactly as :func:`atomseg.infer.columns._resample` resamples a
+    calibrated image (only the patch's pixels are computed), normalised by the levels of the
+    whole resampled image, and padded beyond its border as inference pads (``padding``, the
+    padding "don't care"). The mask is drawn in the resampled pixels from the library's column
+    table with the disc radius the library uses at that pixel size; near the border, where
+    columns centred outside the image also draw discs into the library's mask, those pixels
+    are "don't care".
+    """
+    from scipy import ndimage
+
+    from atomseg.infer.columns import _MIN_SIZE
+    from atomseg.sim.imaging import _label_maps
+
+    raw = data["raw"][i]
+    h, w = raw.shape
+    z = float(data["pixel_size_angstrom"][i]) / NOMINAL_PIXEL_SIZE_ANGSTROM
+    hz, wz = (max(_MIN_SIZE, int(round(n * z))) for n in (h, w))
+    origin = []
+    for n, across in ((hz, axes & 1), (wz, axes & 2)):
+        if n < patch:  # a small image sits anywhere in the patch, padded around
+            origin.append(-int(rng.integers(0, patch - n + 1)))
+        else:
+            origin.append(_patch_origin(n, patch, rng, bool(across)))
+    rows, cols = origin[0] + np.arange(patch), origin[1] + np.arange(patch)
+    inside = ((rows >= 0) & (rows < hz))[:, None] & ((cols >= 0) & (cols < wz))[None, :]
+    rr, cc = _padded_index(rows, hz, padding), _padded_index(cols, wz, padding)
+    src = raw
+    if z < 1 - 1e-3:  # the anti-aliasing of _resample
+        src = ndimage.gaussian_filter(raw, sigma=0.5 * (1 / z - 1))
+    if abs(z - 1.0) < 1e-3:
+        z = 1.0
+    grid = np.meshgrid((rr + 0.5) / z - 0.5, (cc + 0.5) / z - 0.5, indexing="ij")
+    xi = ndimage.map_coordinates(src, grid, order=1, mode="reflect")
+    lo, hi = data["levels"][i]
+    xi = ((xi - lo) / (hi - lo)).astype(np.float32)
+
+    # the library's disc radius at this pixel size: 0.4 Å unless capped by the spacing
+    radius = min(float(data["disc_px"][i]) * z, data["disc_cap_px"])
+    col_table = data["columns"][i]
+    yi = np.zeros((patch, patch), np.float32)
+    for label in (2.0, 1.0):  # a detectable column's disc wins over a weak one's
+        t = col_table[col_table[:, 2] == label]
+        if len(t):
+            r_z = (t[:, 0] + 0.5) * z - 0.5 - origin[0]
+            c_z = (t[:, 1] + 0.5) * z - 0.5 - origin[1]
+            disc, _ = _label_maps(
+                (patch, patch), r_z, c_z, disc_radius_px=radius, gaussian_sigma_px=0.5
+            )
+            yi[disc == 1] = label
+    # columns centred outside the image draw into its border: don't care there
+    band = float(data["disc_px"][i]) * z + 1.0
+    near = (np.minimum(rows, hz - 1 - rows) < band)[:, None] | (
+        np.minimum(cols, wz - 1 - cols) < band
+    )[None, :]
+    native = data["masks"][i][
+        np.clip(np.round(grid[0]).astype(int), 0, h - 1),
+        np.clip(np.round(grid[1]).astype(int), 0, w - 1),
+    ]
+    yi[near & (native != 0) & (yi == 0)] = 2.0
+    yi[~inside] = 2.0
+    return xi, yi
 
 
 def _loss(logits, mask):
@@ -184,6 +313,7 @@ def train(
     max_images: int | None = None,
     name: str | None = None,
     init: str | os.PathLike | None = None,
+    resample: float = 0.0,
     progress: bool = True,
 ) -> Path:
     """Train the U-net on a library and write the model folder.
@@ -213,6 +343,12 @@ def train(
         Start from this model's weights (a shipped name or a model folder) instead of a random
         initialisation: fine-tuning, e.g. on a library closer to one's own images. Its width
         and number of levels are used; a smaller ``learning_rate`` (such as 5e-4) suits it.
+    resample : float
+        Share of the patches resampled to the model's pixel size, as inference resamples every
+        calibrated image (see ``_resampled_patch``); the others are cut from the library
+        images at their own pixel sizes (0, the default). Resampled patches show the network
+        the interpolated (coarse pixels) and anti-aliased (fine pixels) images it is given at
+        inference; the native ones keep it used to columns of every size in pixels.
 
     Returns
     -------
@@ -231,7 +367,10 @@ def train(
     from atomseg.models.registry import _resolve_device, save_model
     from atomseg.models.unet import UNet
 
-    data = load_training_set(library, max_images=max_images)
+    if not 0.0 <= float(resample) <= 1.0:
+        raise ValueError(f"resample must lie in [0, 1], got {resample!r}")
+    data = load_training_set(library, max_images=max_images, resample=resample > 0)
+    data["resample"] = float(resample)
     n = len(data["images"])
     if not 0.0 <= float(border_fraction) <= 1.0:
         raise ValueError(f"border_fraction must lie in [0, 1], got {border_fraction!r}")
@@ -342,6 +481,7 @@ def train(
             "patch": patch,
             "border_fraction": border_fraction,
             "padding": padding,
+            "resample": float(resample),
             "learning_rate": learning_rate,
             "seed": seed,
             "device": dev,
@@ -350,7 +490,9 @@ def train(
             "command": f"atomseg train {library} -o {output} --steps {n_steps} "
             f"--batch-size {batch_size} --width {width} --seed {seed} "
             f"--learning-rate {learning_rate:g} --border-fraction {border_fraction:g} "
-            f"--padding {padding}" + (f" --init {init}" if init is not None else ""),
+            f"--padding {padding}"
+            + (f" --init {init}" if init is not None else "")
+            + (f" --resample {resample:g}" if resample else ""),
         },
     }
     if init_info is not None:

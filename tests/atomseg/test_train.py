@@ -32,6 +32,7 @@ def test_train_writes_a_loadable_model(library, tmp_path, n_steps):
     assert 0 < cfg["detection"]["threshold"] < 1
     assert cfg["detection"]["val_min_snr"] == 5.0  # Rose's criterion, whatever the labels' cut
     assert cfg["padding"] == "reflect" and cfg["training"]["border_fraction"] == 0.0
+    assert cfg["training"]["resample"] == 0.0
     assert cfg["training"]["command"].startswith("atomseg train")
     image = np.random.default_rng(0).random((48, 48))
     assert list(locate(image, model=model).columns)[:2] == ["row", "col"]
@@ -243,3 +244,81 @@ def test_tuning_reports_the_f1_of_each_dose_decade(library, tmp_path):
     det = load_model(train(library, tmp_path / "m", n_steps=2, **KW)).config["detection"]
     assert det["val_f1_by_dose"] and set(det["val_f1_by_dose"]) <= decades
     assert det["val_f1"] == pytest.approx(np.mean(list(det["val_f1_by_dose"].values())), abs=1e-3)
+
+
+def _one_image_data(pixel_size, padding_rows=0):
+    """A resample-mode training set of one ramp image with one labelled column at (20, 30)."""
+    h = w = 64
+    raw = np.arange(h * w, dtype=np.float32).reshape(1, h, w) % 977  # every value distinct-ish
+    return {
+        "images": raw.copy(),
+        "masks": np.zeros((1, h, w), np.uint8),
+        "pixel_size_angstrom": np.array([pixel_size], np.float32),
+        "raw": raw,
+        "levels": np.array([[0.0, 976.0]], np.float32),
+        "disc_px": np.array([0.4 / pixel_size], np.float32),
+        "disc_cap_px": 0.4 / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM,
+        "columns": [np.array([[20.0, 30.0, 1.0], [40.0, 10.0, 2.0]])],
+    }
+
+
+@pytest.mark.parametrize("pixel_size", [0.3, 0.15, 0.1])
+@pytest.mark.parametrize("padding", ["edge", "reflect"])
+def test_resampled_patches_are_what_inference_gives_the_network(pixel_size, padding):
+    from atomseg.infer.columns import _resample
+
+    data = _one_image_data(pixel_size)
+    z = pixel_size / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM
+    full = (_resample(data["raw"][0], z) - 0.0) / 976.0  # the whole image, as inference sees it
+    big = np.pad(full, 100, mode=padding)
+    rng = np.random.default_rng(0)
+    for axes in (0, 3, 3, 3):
+        state = rng.bit_generator.state
+        x, y = trainer._resampled_patch(data, 0, 32, rng, axes, padding)
+        # the same origin, drawn again
+        rng2 = np.random.default_rng()
+        rng2.bit_generator.state = state
+        origin = [
+            -int(rng2.integers(0, 32 - n + 1)) if n < 32 else trainer._patch_origin(n, 32, rng2, a)
+            for n, a in ((full.shape[0], bool(axes & 1)), (full.shape[1], bool(axes & 2)))
+        ]
+        ref = big[100 + origin[0] : 132 + origin[0], 100 + origin[1] : 132 + origin[1]]
+        np.testing.assert_allclose(x, ref, atol=1e-5)
+        rows = origin[0] + np.arange(32)
+        cols = origin[1] + np.arange(32)
+        outside = ~(((rows >= 0) & (rows < full.shape[0]))[:, None]
+                    & ((cols >= 0) & (cols < full.shape[1]))[None, :])  # fmt: skip
+        assert (y[outside] == 2).all()  # the padding is don't care
+
+
+@pytest.mark.parametrize("pixel_size", [0.45, 0.15, 0.06])
+def test_resampled_labels_are_discs_of_the_library_radius_at_the_model_pixel_size(pixel_size):
+    data = _one_image_data(pixel_size)
+    data["disc_px"][:] = max(0.4 / pixel_size, 1.5)  # the library's floor of 1.5 px
+    z = pixel_size / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM
+    # the patch over the whole resampled image, padded around when it is smaller
+    n = max(16, int(round(64 * z)))
+    size = max(n, 32) + 8
+    rng = np.random.default_rng(1)
+    x, y = trainer._resampled_patch(data, 0, size, rng, 0, "edge")
+    origin = -int(np.flatnonzero((y != 2).any(axis=1))[0])  # first row of the image
+    rr, cc = np.mgrid[:size, :size]
+    inside = (rr >= -origin) & (rr < n - origin) & (cc >= -origin) & (cc < n - origin)
+    assert (y[~inside] == 2).all() and (y[inside] != 2).any()
+    for (r, c), label in (((20.0, 30.0), 1), ((40.0, 10.0), 2)):
+        rz, cz = (r + 0.5) * z - 0.5 - origin, (c + 0.5) * z - 0.5 - origin
+        d = np.hypot(rr - rz, cc - cz)
+        radius = 0.4 / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM  # 0.4 Å at 0.15 Å/px: 2.67 px
+        assert (y[(d <= radius - 0.01) & inside] == label).all()
+        assert not (y[(d > radius + 0.01) & (d < radius + 3) & inside] == label).any()
+
+
+def test_training_on_resampled_patches_is_recorded(library, tmp_path):
+    model = load_model(train(library, tmp_path / "m", n_steps=2, resample=0.5, **KW), device="cpu")
+    assert model.config["training"]["resample"] == 0.5
+    assert model.config["training"]["command"].endswith("--resample 0.5")
+    with pytest.raises(ValueError, match="resample"):
+        train(library, tmp_path / "m2", n_steps=2, resample=2.0, **KW)
+    data = trainer.load_training_set(library, resample=True)
+    assert len(data["columns"]) == len(data["raw"]) == 6
+    assert set(np.unique(np.concatenate(data["columns"])[:, 2])) <= {1.0, 2.0}
