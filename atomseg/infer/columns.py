@@ -371,7 +371,7 @@ def locate(
         card's other tuned cuts apply as well: a minimum score and, for ``columns-v3`` on, a
         minimum contrast-to-noise ratio of the image at the column
         (:func:`atomseg.detect.contrast_to_noise`), so that noise is not read as a lattice;
-        for ``columns-v4``, a fainter column is kept where the lattice of the clear ones puts
+        for ``columns-v4`` on, a fainter column is kept where the lattice of the clear ones puts
         one (:func:`atomseg.detect.lattice.gate_columns`), also one found only by a second
         Hough pass at a lower probability (card ``lattice_threshold``), and a column centred on
         the image border that the network places just outside is moved onto the edge.

@@ -180,7 +180,8 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
     for k, i in enumerate(idx):
         border = border_fraction > 0 and rng.random() < border_fraction
         axes = int(rng.integers(1, 4)) if border else 0  # 1: rows, 2: cols, 3: both
-        if "raw" in data and rng.random() < data["resample"]:
+        share = data.get("resample", 0.0)
+        if "raw" in data and (share >= 1.0 or rng.random() < share):  # no draw for all or none
             xi, yi = _resampled_patch(data, i, patch, rng, axes, padding)
         else:
             r = _patch_origin(h, patch, rng, bool(axes & 1))

@@ -322,3 +322,13 @@ def test_training_on_resampled_patches_is_recorded(library, tmp_path):
     data = trainer.load_training_set(library, resample=True)
     assert len(data["columns"]) == len(data["raw"]) == 6
     assert set(np.unique(np.concatenate(data["columns"])[:, 2])) <= {1.0, 2.0}
+
+
+def test_tuner_takes_the_highest_gate_among_tied_settings():
+    from atomseg.train.tune import F1_TIE, _pick
+
+    f1 = {(0.8, 0.3, 0.0): 0.981, (0.8, 0.3, 6.0): 0.982, (0.8, 0.3, 8.0): 0.980,
+          (0.7, 0.3, 8.0): 0.980, (0.8, 0.6, 8.0): 0.983}  # fmt: skip
+    assert _pick(f1) == (0.8, 0.3, 8.0)  # lowest score, then highest gate, then threshold
+    f1[(0.8, 0.3, 8.0)] = f1[(0.7, 0.3, 8.0)] = 0.983 - 2 * F1_TIE  # no longer tied
+    assert _pick(f1) == (0.8, 0.3, 6.0)
