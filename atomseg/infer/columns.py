@@ -73,16 +73,33 @@ def _zoom_factor(pixel_size_angstrom, model) -> float:
     return p / float(model.pixel_size_angstrom)
 
 
+def _resampled_shape(shape, f: float) -> tuple[int, ...]:
+    """The shape of an image of ``shape`` resampled by zoom factor f."""
+    if abs(f - 1.0) < 1e-3:
+        return tuple(shape)
+    return tuple(max(_MIN_SIZE, int(round(s * f))) for s in shape)
+
+
+def _resample_at(image: np.ndarray, f: float, rows, cols) -> np.ndarray:
+    """Pixels ``rows`` x ``cols`` (integer indices) of the image resampled by zoom factor f.
+
+    Only those pixels are computed; they equal the same pixels of :func:`_resample`'s result.
+    """
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    if abs(f - 1.0) < 1e-3:
+        return image[np.ix_(rows, cols)]
+    if f < 1:  # anti-alias before down-sampling
+        image = ndimage.gaussian_filter(image, sigma=0.5 * (1 / f - 1))
+    grid = np.meshgrid((rows + 0.5) / f - 0.5, (cols + 0.5) / f - 0.5, indexing="ij")
+    return ndimage.map_coordinates(image, grid, order=1, mode="reflect").astype(np.float32)
+
+
 def _resample(image: np.ndarray, f: float) -> np.ndarray:
     """Resample by zoom factor f with the pixel-centre convention of the module docstring."""
     if abs(f - 1.0) < 1e-3:
         return image
-    if f < 1:  # anti-alias before down-sampling
-        image = ndimage.gaussian_filter(image, sigma=0.5 * (1 / f - 1))
-    shape = tuple(max(_MIN_SIZE, int(round(s * f))) for s in image.shape)
-    coords = [(np.arange(n) + 0.5) / f - 0.5 for n in shape]
-    grid = np.meshgrid(*coords, indexing="ij")
-    return ndimage.map_coordinates(image, grid, order=1, mode="reflect").astype(np.float32)
+    h, w = _resampled_shape(image.shape, f)
+    return _resample_at(image, f, np.arange(h), np.arange(w))
 
 
 def _to_input_frame(rc: np.ndarray, f: float) -> np.ndarray:

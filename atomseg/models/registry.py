@@ -81,12 +81,18 @@ def normalise_image(image: np.ndarray, *, low: float = 1.0, high: float = 99.0) 
     array([0. , 0.5, 1. ], dtype=float32)
     """
     image = np.asarray(image, dtype=np.float32)
+    lo, hi = _normalisation_levels(image, low, high)
+    return ((image - lo) / (hi - lo)).astype(np.float32)
+
+
+def _normalisation_levels(image: np.ndarray, low: float = 1.0, high: float = 99.0):
+    """The values :func:`normalise_image` maps to 0 and 1 (the range, where those tie)."""
     lo, hi = np.percentile(image, [low, high])
     if not hi > lo:
         lo, hi = float(image.min()), float(image.max())
     if not hi > lo:
         raise ValueError("the image is constant: there is nothing to segment")
-    return ((image - lo) / (hi - lo)).astype(np.float32)
+    return lo, hi
 
 
 class ColumnModel:

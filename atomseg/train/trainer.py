@@ -79,8 +79,12 @@ def load_training_set(
         if n < 2:
             raise ValueError(f"{library} holds {n} finished images; need at least 2")
         images = np.empty((n, *f["images"].shape[1:]), np.float32)
+        raw = np.empty_like(images) if resample else None
         for i in range(n):
-            images[i] = normalise_image(f["images"][i])
+            image = f["images"][i]
+            images[i] = normalise_image(image)
+            if resample:
+                raw[i] = image
         masks = f["masks"][:n].astype(np.uint8)
         pixel = f["pixel_size_angstrom"][:n].astype(np.float32)
         attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
@@ -92,13 +96,14 @@ def load_training_set(
             "path": str(library),
         }
         if resample:
-            data.update(_resampling_data(f, n, pixel))
+            data.update(_resampling_data(f, raw, pixel))
     return data
 
 
-def _resampling_data(f, n, pixel) -> dict:
-    """Raw images, normalisation levels, disc radii and labelled columns (``resample`` mode)."""
+def _resampling_data(f, raw, pixel) -> dict:
+    """Normalisation levels, disc radii and labelled columns of ``raw`` (``resample`` mode)."""
     from atomseg.infer.columns import _resample
+    from atomseg.models.registry import _normalisation_levels
 
     for key in ("columns", "column_offsets", "params"):
         if key not in f:
@@ -110,18 +115,15 @@ def _resampling_data(f, n, pixel) -> dict:
         float(cfg.get("label_disc_radius_angstrom", 0.4)) / NOMINAL_PIXEL_SIZE_ANGSTROM,
         float(cfg.get("label_min_disc_radius_px", 1.5)),
     )
-    raw = np.empty((n, *f["images"].shape[1:]), np.float32)
+    n = len(raw)
     levels = np.empty((n, 2), np.float32)
     disc = np.empty(n, np.float32)
     offsets = f["column_offsets"][: n + 1]
     table = f["columns"][: offsets[-1]]
     columns = []
     for i in tqdm(range(n), desc="resampling levels", leave=False):
-        raw[i] = f["images"][i]
         z = float(pixel[i]) / NOMINAL_PIXEL_SIZE_ANGSTROM
-        levels[i] = np.percentile(_resample(raw[i], z), [1.0, 99.0])
-        if not levels[i, 1] > levels[i, 0]:
-            levels[i] = raw[i].min(), raw[i].max()
+        levels[i] = _normalisation_levels(_resample(raw[i], z))  # as inference normalises
         disc[i] = json.loads(f["params"][i])["label_disc_radius_px"]
         t = table[offsets[i] : offsets[i + 1]]
         t = t[t["labelled"] == 1]
@@ -177,11 +179,11 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
     _, h, w = images.shape
     x = np.empty((len(idx), 1, patch, patch), np.float32)
     y = np.empty((len(idx), 1, patch, patch), np.float32)
+    share = data.get("resample", 0.0) if "raw" in data else 0.0
     for k, i in enumerate(idx):
         border = border_fraction > 0 and rng.random() < border_fraction
         axes = int(rng.integers(1, 4)) if border else 0  # 1: rows, 2: cols, 3: both
-        share = data.get("resample", 0.0)
-        if "raw" in data and (share >= 1.0 or rng.random() < share):  # no draw for all or none
+        if share >= 1.0 or (share > 0.0 and rng.random() < share):  # no draw for all or none
             xi, yi = _resampled_patch(data, i, patch, rng, axes, padding)
         else:
             r = _patch_origin(h, patch, rng, bool(axes & 1))
@@ -203,14 +205,9 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
 
 
 def _padded_index(i, n, padding):
-    """Indices of a padded axis into the ``n`` pixels of the image (``numpy.pad`` modes)."""
-    if padding == "edge" or n == 1:
-        return np.clip(i, 0, n - 1)
-    if padding == "reflect":
-        m = np.mod(i, 2 * (n - 1))
-        return np.where(m >= n, 2 * (n - 1) - m, m)
-    m = np.mod(i, 2 * n)  # symmetric
-    return np.where(m >= n, 2 * n - 1 - m, m)
+    """Indices ``i`` of a padded axis into the ``n`` pixels of the image (``numpy.pad`` modes)."""
+    before, after = max(0, -int(i.min())), max(0, int(i.max()) - n + 1)
+    return np.pad(np.arange(n), (before, after), mode=padding)[i + before]
 
 
 def _resampled_patch(data, i, patch, rng, axes, padding):
@@ -224,15 +221,13 @@ def _resampled_patch(data, i, patch, rng, axes, padding):
     columns centred outside the image also draw discs into the library's mask, those pixels
     are "don't care".
     """
-    from scipy import ndimage
-
-    from atomseg.infer.columns import _MIN_SIZE
+    from atomseg.infer.columns import _resample_at, _resampled_shape
     from atomseg.sim.imaging import _label_maps
 
     raw = data["raw"][i]
     h, w = raw.shape
     z = float(data["pixel_size_angstrom"][i]) / NOMINAL_PIXEL_SIZE_ANGSTROM
-    hz, wz = (max(_MIN_SIZE, int(round(n * z))) for n in (h, w))
+    hz, wz = _resampled_shape(raw.shape, z)
     origin = []
     for n, across in ((hz, axes & 1), (wz, axes & 2)):
         if n < patch:  # a small image sits anywhere in the patch, padded around
@@ -242,15 +237,10 @@ def _resampled_patch(data, i, patch, rng, axes, padding):
     rows, cols = origin[0] + np.arange(patch), origin[1] + np.arange(patch)
     inside = ((rows >= 0) & (rows < hz))[:, None] & ((cols >= 0) & (cols < wz))[None, :]
     rr, cc = _padded_index(rows, hz, padding), _padded_index(cols, wz, padding)
-    src = raw
-    if z < 1 - 1e-3:  # the anti-aliasing of _resample
-        src = ndimage.gaussian_filter(raw, sigma=0.5 * (1 / z - 1))
-    if abs(z - 1.0) < 1e-3:
-        z = 1.0
-    grid = np.meshgrid((rr + 0.5) / z - 0.5, (cc + 0.5) / z - 0.5, indexing="ij")
-    xi = ndimage.map_coordinates(src, grid, order=1, mode="reflect")
     lo, hi = data["levels"][i]
-    xi = ((xi - lo) / (hi - lo)).astype(np.float32)
+    xi = ((_resample_at(raw, z, rr, cc) - lo) / (hi - lo)).astype(np.float32)
+    if abs(z - 1.0) < 1e-3:  # not resampled (as _resample)
+        z = 1.0
 
     # the library's disc radius at this pixel size: 0.4 Å unless capped by the spacing
     radius = min(float(data["disc_px"][i]) * z, data["disc_cap_px"])
@@ -270,9 +260,11 @@ def _resampled_patch(data, i, patch, rng, axes, padding):
     near = (np.minimum(rows, hz - 1 - rows) < band)[:, None] | (
         np.minimum(cols, wz - 1 - cols) < band
     )[None, :]
-    native = data["masks"][i][
-        np.clip(np.round(grid[0]).astype(int), 0, h - 1),
-        np.clip(np.round(grid[1]).astype(int), 0, w - 1),
+    native = data["masks"][i][  # the library's mask at the nearest input pixel
+        np.ix_(
+            np.clip(np.round((rr + 0.5) / z - 0.5).astype(int), 0, h - 1),
+            np.clip(np.round((cc + 0.5) / z - 0.5).astype(int), 0, w - 1),
+        )
     ]
     yi[near & (native != 0) & (yi == 0)] = 2.0
     yi[~inside] = 2.0
