@@ -49,6 +49,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         border_fraction=args.border_fraction,
         padding=args.padding,
         resample=args.resample,
+        border_columns=args.border_columns,
     )
     return 0
 
@@ -157,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of patches resampled to the model's pixel size, as inference resamples "
         "calibrated images; the others at the library images' own pixel sizes (default 0)",
+    )
+    p.add_argument(
+        "--border-columns",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the resampled border patches whose border runs through a column "
+        "centre (half columns on edges, quarter columns in corners; default 0)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -141,8 +141,12 @@ def _resampling_data(f, raw, pixel) -> dict:
 #: the detection thresholds are tuned to find the columns of at least this SNR (Rose's criterion)
 DETECTABLE_SNR = 5.0
 #: a network trained on border patches padded by edge replication places a column centred on
-#: the border up to about a pixel outside: such centres within this many radii are kept
-EDGE_PADDING_BORDER_TOLERANCE_RADII = 0.5
+#: the border up to a radius (2.7 px at 0.15 Å/px) outside: edge replication makes a column
+#: centred on the first pixel and one centred a pixel or two outside look nearly alike, and the
+#: network hedges to a blob one pixel wide. Such centres within this many radii are kept (moved
+#: onto the edge). 0.5 (columns-v4, columns-v5 until 0.8.0) lost columns centred exactly on the
+#: first pixel column of multislice crystal images (docs/atomseg_history.md, 0.8.0).
+EDGE_PADDING_BORDER_TOLERANCE_RADII = 1.0
 
 
 def _detection_rules(tuned: dict, border_fraction: float, padding: str) -> dict:
@@ -166,14 +170,16 @@ def _patch_origin(size, patch, rng, at_border):
     return int(rng.integers(size - patch, size - patch + PAD_PX + 1))
 
 
-def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
+def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect", border_columns=0.0):
     """Random patches (flipped, transposed) of images and masks.
 
     A share ``border_fraction`` of the patches reaches across the image border by up to
     ``PAD_PX`` on one or both axes, padded exactly as inference pads a whole image
     (``padding``, see :func:`atomseg.infer.columns._probabilities`), with the padding marked
     "don't care": the network learns where the columns cut by a real image border lie, instead
-    of seeing the mirror image of the border as a column centred on it.
+    of seeing the mirror image of the border as a column centred on it. A share
+    ``border_columns`` of those (resampled patches only) has its border run through the centre
+    of a column (see ``_resampled_patch``): half and quarter columns on an edge or corner.
     """
     images, masks = data["images"], data["masks"]
     _, h, w = images.shape
@@ -184,7 +190,8 @@ def _batch(data, idx, patch, rng, border_fraction=0.0, padding="reflect"):
         border = border_fraction > 0 and rng.random() < border_fraction
         axes = int(rng.integers(1, 4)) if border else 0  # 1: rows, 2: cols, 3: both
         if share >= 1.0 or (share > 0.0 and rng.random() < share):  # no draw for all or none
-            xi, yi = _resampled_patch(data, i, patch, rng, axes, padding)
+            align = border and border_columns > 0 and rng.random() < border_columns
+            xi, yi = _resampled_patch(data, i, patch, rng, axes, padding, align)
         else:
             r = _patch_origin(h, patch, rng, bool(axes & 1))
             c = _patch_origin(w, patch, rng, bool(axes & 2))
@@ -210,7 +217,7 @@ def _padded_index(i, n, padding):
     return np.pad(np.arange(n), (before, after), mode=padding)[i + before]
 
 
-def _resampled_patch(data, i, patch, rng, axes, padding):
+def _resampled_patch(data, i, patch, rng, axes, padding, align=False):
     """One patch of image ``i`` resampled to the model's pixel size, as inference sees it.
 
     The image is resampled exactly as :func:`atomseg.infer.columns._resample` resamples a
@@ -220,6 +227,13 @@ def _resampled_patch(data, i, patch, rng, axes, padding):
     table with the disc radius the library uses at that pixel size; near the border, where
     columns centred outside the image also draw discs into the library's mask, those pixels
     are "don't care".
+
+    ``align`` (a border patch, ``axes`` 1: rows, 2: cols, 3: both): the image is first cut so
+    that its first row and/or column runs through the centre of a random detectable column
+    (to the nearest pixel), as in a crystal image scanned from a column at its origin; the
+    network learns the half column on an edge and the quarter column in a corner that random
+    crops rarely show. Columns the cut leaves centred outside are "don't care" where they
+    reach in.
     """
     from atomseg.infer.columns import _resample_at, _resampled_shape
     from atomseg.sim.imaging import _label_maps
@@ -228,15 +242,33 @@ def _resampled_patch(data, i, patch, rng, axes, padding):
     h, w = raw.shape
     z = float(data["pixel_size_angstrom"][i]) / NOMINAL_PIXEL_SIZE_ANGSTROM
     hz, wz = _resampled_shape(raw.shape, z)
+    col_table = data["columns"][i]
+    start = [0, 0]  # the first row and column of the image the patch is cut from
+    centre = None
+    if align:
+        sure = col_table[col_table[:, 2] == 1.0]
+        if len(sure):
+            centre = (sure[int(rng.integers(len(sure)))][:2] + 0.5) * z - 0.5
+            for k, n in enumerate((hz, wz)):
+                if axes & (k + 1):
+                    start[k] = int(np.clip(np.round(centre[k]), 0, n - 1))
     origin = []
-    for n, across in ((hz, axes & 1), (wz, axes & 2)):
-        if n < patch:  # a small image sits anywhere in the patch, padded around
-            origin.append(-int(rng.integers(0, patch - n + 1)))
+    for k, (n, across) in enumerate(((hz, axes & 1), (wz, axes & 2))):
+        m = n - start[k]
+        if m < patch:  # a small image sits anywhere in the patch, padded around
+            origin.append(start[k] - int(rng.integers(0, patch - m + 1)))
+        elif start[k]:  # a cut image: the patch reaches across its first row / column
+            origin.append(start[k] - int(rng.integers(0, PAD_PX + 1)))
+        elif centre is not None:  # along the edge: anywhere the column is in the patch
+            c = int(np.clip(np.round(centre[k]), 0, n - 1))
+            origin.append(int(np.clip(c - rng.integers(0, patch), 0, n - patch)))
         else:
             origin.append(_patch_origin(n, patch, rng, bool(across)))
     rows, cols = origin[0] + np.arange(patch), origin[1] + np.arange(patch)
-    inside = ((rows >= 0) & (rows < hz))[:, None] & ((cols >= 0) & (cols < wz))[None, :]
-    rr, cc = _padded_index(rows, hz, padding), _padded_index(cols, wz, padding)
+    in_rows, in_cols = (rows >= start[0]) & (rows < hz), (cols >= start[1]) & (cols < wz)
+    inside = in_rows[:, None] & in_cols[None, :]
+    rr = _padded_index(rows - start[0], hz - start[0], padding) + start[0]
+    cc = _padded_index(cols - start[1], wz - start[1], padding) + start[1]
     lo, hi = data["levels"][i]
     xi = ((_resample_at(raw, z, rr, cc) - lo) / (hi - lo)).astype(np.float32)
     if abs(z - 1.0) < 1e-3:  # not resampled (as _resample)
@@ -244,21 +276,23 @@ def _resampled_patch(data, i, patch, rng, axes, padding):
 
     # the library's disc radius at this pixel size: 0.4 Å unless capped by the spacing
     radius = min(float(data["disc_px"][i]) * z, data["disc_cap_px"])
-    col_table = data["columns"][i]
     yi = np.zeros((patch, patch), np.float32)
     for label in (2.0, 1.0):  # a detectable column's disc wins over a weak one's
         t = col_table[col_table[:, 2] == label]
-        if len(t):
-            r_z = (t[:, 0] + 0.5) * z - 0.5 - origin[0]
-            c_z = (t[:, 1] + 0.5) * z - 0.5 - origin[1]
+        r_z, c_z = (t[:, 0] + 0.5) * z - 0.5, (t[:, 1] + 0.5) * z - 0.5
+        if start != [0, 0]:  # those the cut leaves outside are the band's (don't care)
+            keep = (r_z >= start[0] - 0.5) & (c_z >= start[1] - 0.5)
+            r_z, c_z = r_z[keep], c_z[keep]
+        r_z, c_z = r_z - origin[0], c_z - origin[1]
+        if len(r_z):
             disc, _ = _label_maps(
                 (patch, patch), r_z, c_z, disc_radius_px=radius, gaussian_sigma_px=0.5
             )
             yi[disc == 1] = label
     # columns centred outside the image draw into its border: don't care there
     band = float(data["disc_px"][i]) * z + 1.0
-    near = (np.minimum(rows, hz - 1 - rows) < band)[:, None] | (
-        np.minimum(cols, wz - 1 - cols) < band
+    near = (np.minimum(rows - start[0], hz - 1 - rows) < band)[:, None] | (
+        np.minimum(cols - start[1], wz - 1 - cols) < band
     )[None, :]
     native = data["masks"][i][  # the library's mask at the nearest input pixel
         np.ix_(
@@ -307,6 +341,7 @@ def train(
     name: str | None = None,
     init: str | os.PathLike | None = None,
     resample: float = 0.0,
+    border_columns: float = 0.0,
     progress: bool = True,
 ) -> Path:
     """Train the U-net on a library and write the model folder.
@@ -342,6 +377,11 @@ def train(
         images at their own pixel sizes (0, the default). Resampled patches show the network
         the interpolated (coarse pixels) and anti-aliased (fine pixels) images it is given at
         inference; the native ones keep it used to columns of every size in pixels.
+    border_columns : float
+        Share of the resampled border patches whose image border runs through the centre of a
+        column (see ``_resampled_patch``): crystal images scanned from a column at their
+        origin have half columns on two edges and a quarter column in the corner, which random
+        crops rarely show. Needs ``border_fraction > 0`` and ``resample > 0``.
 
     Returns
     -------
@@ -362,6 +402,14 @@ def train(
 
     if not 0.0 <= float(resample) <= 1.0:
         raise ValueError(f"resample must lie in [0, 1], got {resample!r}")
+    if not 0.0 <= float(border_columns) <= 1.0:
+        raise ValueError(f"border_columns must lie in [0, 1], got {border_columns!r}")
+    if border_columns and not (resample and border_fraction):
+        raise ValueError(
+            "border_columns cuts resampled border patches: it needs resample > 0 and "
+            f"border_fraction > 0 (got resample={resample!r}, "
+            f"border_fraction={border_fraction!r})"
+        )
     data = load_training_set(library, max_images=max_images, resample=resample > 0)
     data["resample"] = float(resample)
     n = len(data["images"])
@@ -437,7 +485,13 @@ def train(
     try:
         while step < n_steps:
             x, y = _batch(
-                data, rng.choice(train_idx, batch_size), patch, rng, border_fraction, padding
+                data,
+                rng.choice(train_idx, batch_size),
+                patch,
+                rng,
+                border_fraction,
+                padding,
+                border_columns,
             )
             logits = net(torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last))
             loss = _loss(logits, torch.from_numpy(y).to(dev))
@@ -475,6 +529,7 @@ def train(
             "border_fraction": border_fraction,
             "padding": padding,
             "resample": float(resample),
+            "border_columns": float(border_columns),
             "learning_rate": learning_rate,
             "seed": seed,
             "device": dev,
@@ -485,7 +540,8 @@ def train(
             f"--learning-rate {learning_rate:g} --border-fraction {border_fraction:g} "
             f"--padding {padding}"
             + (f" --init {init}" if init is not None else "")
-            + (f" --resample {resample:g}" if resample else ""),
+            + (f" --resample {resample:g}" if resample else "")
+            + (f" --border-columns {border_columns:g}" if border_columns else ""),
         },
     }
     if init_info is not None:

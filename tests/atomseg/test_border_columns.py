@@ -10,17 +10,22 @@ from atomseg.sim import simulate_image
 M = 32  # the image is the middle of a larger simulated one: columns just outside it are known
 
 
-@pytest.fixture(scope="module")
-def cropped():
-    s = simulate_image(
+def _srtio3(**kw):
+    """A SrTiO3 [100] slab at 0.15 Å/px and 1e5 e/Å², with a margin of M px all round."""
+    return simulate_image(
         shape=(128 + 2 * M, 128 + 2 * M),
-        seed=7,
         structure="SrTiO3",
         zone_axis="100",
         scene="slab",
         pixel_size_angstrom=0.15,
         dose_e_per_A2=1e5,
+        **kw,
     )
+
+
+@pytest.fixture(scope="module")
+def cropped():
+    s = _srtio3(seed=7)
     image = s.image[M:-M, M:-M]
     cols = s.columns[s.columns["n_atoms"] >= 1]
     return image, cols[["row", "col"]].to_numpy(float) - M
@@ -44,3 +49,22 @@ def test_columns_centred_outside_the_image_are_not_reported(cropped):
     outside_v3, _ = _outside_reported(image, centres, "columns-v3")
     assert outside_v4 == 0 < outside_v3  # reflect padding shows them as whole columns
     assert n_v4 > 40  # it still finds the columns inside
+
+
+def test_columns_centred_on_the_first_row_and_column_are_found():
+    # a crystal scanned from a column at its origin (as multislice images are): a half column
+    # on every lattice site of the first row and column; edge replication makes the network
+    # place them up to a radius outside, and the card keeps such centres on the edge
+    s = _srtio3(
+        rng=7, rotation_deg=0.0, line_jitter_angstrom=0.0, drift_shear=0.0, drift_stretch=0.0
+    )
+    cols = s.columns[(s.columns["n_atoms"] >= 1) & (s.columns["z"] >= 11)]
+    centres = cols[["row", "col"]].to_numpy(float)
+    r0, c0 = np.round(centres[np.argmin(np.hypot(*(centres - M).T))]).astype(int)
+    image = s.image[r0 : r0 + 128, c0 : c0 + 128]
+    centres = centres - [r0, c0]
+    on_edge = np.all(centres > -0.5, axis=1) & np.all(centres < 127.5, axis=1)
+    on_edge &= (np.abs(centres) < 0.5).sum(axis=1) == 1  # first row or column, not the corner
+    table = locate(image, pixel_size_angstrom=0.15)
+    d, _ = cKDTree(table[["row", "col"]].to_numpy()).query(centres[on_edge])
+    assert on_edge.sum() >= 8 and np.sum(d < 1.5) >= on_edge.sum() - 1

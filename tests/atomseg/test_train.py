@@ -41,13 +41,13 @@ def test_train_writes_a_loadable_model(library, tmp_path, n_steps):
 def test_detection_rules_go_with_the_tuned_gate_and_the_padding():
     tuned = {"threshold": 0.8, "min_score": 0.3, "min_contrast_to_noise": 5.0}
     edge = trainer._detection_rules(tuned, 0.3, "edge")
-    assert edge["border_tolerance_radii"] == 0.5 and edge["lattice_min_contrast_to_noise"] == 3
+    assert edge["border_tolerance_radii"] == 1.0 and edge["lattice_min_contrast_to_noise"] == 3
     inner = trainer._detection_rules(tuned, 0.0, "reflect")
     assert "border_tolerance_radii" not in inner and inner["lattice_min_votes"] == 2
     no_gate = trainer._detection_rules(dict(tuned, min_contrast_to_noise=0.0), 0.0, "reflect")
     assert "lattice_min_contrast_to_noise" not in no_gate  # no gate, nothing to relax
     # the shipped default was made by this recipe: its card holds the same rules
-    card = load_model("columns-v4", device="cpu").config["detection"]
+    card = load_model("columns-v5", device="cpu").config["detection"]
     assert {k: card[k] for k in edge if k not in tuned} == {
         k: v for k, v in edge.items() if k not in tuned
     }
@@ -311,6 +311,46 @@ def test_resampled_labels_are_discs_of_the_library_radius_at_the_model_pixel_siz
         radius = 0.4 / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM  # 0.4 Å at 0.15 Å/px: 2.67 px
         assert (y[(d <= radius - 0.01) & inside] == label).all()
         assert not (y[(d > radius + 0.01) & (d < radius + 3) & inside] == label).any()
+
+
+@pytest.mark.parametrize("pixel_size", [0.3, 0.15])
+@pytest.mark.parametrize("axes", [1, 2, 3])
+def test_aligned_border_patches_cut_the_image_through_a_column(pixel_size, axes):
+    from atomseg.infer.columns import _resample
+
+    data = _one_image_data(pixel_size)
+    z = float(data["pixel_size_angstrom"][0]) / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM
+    centre = (np.array([20.0, 30.0]) + 0.5) * z - 0.5  # the detectable column, resampled
+    start = [int(np.round(centre[k])) if axes & (k + 1) else 0 for k in (0, 1)]
+    full = (_resample(data["raw"][0], z) - 0.0) / 976.0
+    cut = np.pad(full[start[0] :, start[1] :], 100, mode="edge")  # the cut image, padded
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        x, y = trainer._resampled_patch(data, 0, 32, rng, axes, "edge", align=True)
+        inside = y != 2
+        r0, c0 = np.flatnonzero(inside.any(1))[0], np.flatnonzero(inside.any(0))[0]
+        for k, o in ((0, r0), (1, c0)):
+            if axes & (k + 1):  # the cut reaches into the patch, padded before it
+                assert 0 < o <= trainer.PAD_PX or (o == 0 and (y[..., 0] != 2).any())
+        # the cut's first row / column runs through the column: a half (quarter) disc there
+        edge = y[r0] if axes & 1 else y[:, c0]
+        assert (edge == 1).any()
+        if axes == 3:  # the patch shows the cut image, edge-padded before its first row/column
+            ref = cut[100 - r0 : 132 - r0, 100 - c0 : 132 - c0]
+            np.testing.assert_allclose(x, ref, atol=1e-5)
+            rr, cc = np.mgrid[:32, :32]
+            d = np.hypot(rr - (centre[0] - start[0] + r0), cc - (centre[1] - start[1] + c0))
+            assert (y[(d <= 2.0) & inside] == 1).all() and (y[d <= 2.0] == 2).any()
+
+
+def test_aligned_border_patches_need_resampled_border_patches(library, tmp_path):
+    with pytest.raises(ValueError, match="border_columns"):
+        train(library, tmp_path / "m", n_steps=2, border_columns=0.5, **KW)
+    kw = {**KW, "border_fraction": 0.5}
+    m = train(library, tmp_path / "m2", n_steps=2, resample=1.0, border_columns=0.5, **kw)
+    training = load_model(m, device="cpu").config["training"]
+    assert training["border_columns"] == 0.5
+    assert training["command"].endswith("--resample 1 --border-columns 0.5")
 
 
 def test_training_on_resampled_patches_is_recorded(library, tmp_path):
