@@ -279,6 +279,61 @@ def _with_lattice_candidates(table, low):
     return both, np.r_[np.zeros(len(table), bool), np.ones(len(extra), bool)]
 
 
+def _border_sites(table, low, prob, resampled, f, shape) -> pd.DataFrame:
+    """Lattice sites centred within a column radius of the image border where neither Hough
+    pass found a candidate (input frame, rows as ``table``'s; lattice only).
+
+    The network is least sure of a column cut by the border, most of all of a quarter column in
+    a corner (edge padding makes it a bright quadrant). Each translation of the first pass's
+    lattice (:func:`atomseg.detect.lattice.lattice_vectors`) applied to each of its columns
+    proposes a site; those inside the image, within a radius of its border and farther than
+    half a spacing from every candidate are kept once each (``score``: the probability there).
+    The lattice gate decides on them as on every lattice-only candidate: its translations of
+    the clear columns must land there and the image must show a column there.
+    """
+    from scipy.spatial import cKDTree
+
+    from atomseg.detect.lattice import _MIN_STRONG, lattice_vectors
+
+    pos = table[["row", "col"]].to_numpy(float)
+    if len(pos) < _MIN_STRONG:
+        return table.iloc[:0]
+    vectors = lattice_vectors(pos)
+    if len(vectors) == 0:
+        return table.iloc[:0]
+    radius = float(table["radius"].median())
+    h, w = shape
+    sites = (pos[:, None, :] + vectors[None, :, :]).reshape(-1, 2)
+    depth = np.minimum.reduce(
+        [sites[:, 0] + 0.5, sites[:, 1] + 0.5, h - 0.5 - sites[:, 0], w - 0.5 - sites[:, 1]]
+    )
+    sites = sites[(depth >= 0) & (depth < radius)]
+    spacing = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+    known = np.concatenate([pos, low[["row", "col"]].to_numpy(float)])
+    sites = sites[cKDTree(known).query(sites)[0] > 0.5 * spacing] if len(sites) else sites
+    merged: list[np.ndarray] = []  # the proposals of one site, averaged
+    while len(sites):
+        near = np.hypot(*(sites - sites[0]).T) < 0.5 * spacing
+        merged.append(sites[near].mean(axis=0))
+        sites = sites[~near]
+    if not merged:
+        return table.iloc[:0]
+    rc = np.array(merged)
+    at = ((rc + 0.5) * f - 0.5).T  # in the segmented (resampled) frame
+    size = max(1, int(round(radius * f)))
+    return pd.DataFrame(
+        {
+            "row": rc[:, 0],
+            "col": rc[:, 1],
+            "score": ndimage.map_coordinates(prob, at, order=1, mode="nearest"),
+            "radius": radius,
+            "intensity": ndimage.map_coordinates(
+                ndimage.uniform_filter(resampled, size=size), at, order=1, mode="nearest"
+            ),
+        }
+    )
+
+
 def _hough(prob, resampled, image, f, thr, radius, sep, tol, min_score) -> pd.DataFrame:
     """Hough detection on the probability map, in the input image's pixels."""
     from atomseg.detect import detect_columns
@@ -347,6 +402,14 @@ def _detect(
             # first pass left out on the border, however far outside its centre lies
             low = _hough(prob, resampled, image, f, float(lattice_threshold), radius, sep, 0.0,
                          min_score)  # fmt: skip
+            border_cnr = det.get("lattice_border_min_contrast_to_noise")
+            if border_cnr is not None:  # lattice sites on the border that the image shows
+                edge = _border_sites(table, low, prob, resampled, f, image.shape)
+                if len(edge):
+                    both = pd.concat([table, low, edge], ignore_index=True)
+                    radius_in = float(table["radius"].median())
+                    cnr = _column_cnr(image, both, radius_in)[-len(edge) :]
+                    low = pd.concat([low, edge[cnr >= float(border_cnr)]], ignore_index=True)
             table, only = _with_lattice_candidates(table, low)
         table = table[_lattice_gate(image, table, min_cnr, det, only)].reset_index(drop=True)
     if f != 1.0:  # intensity from the input image itself, in its own units
@@ -391,7 +454,11 @@ def locate(
         for ``columns-v4`` on, a fainter column is kept where the lattice of the clear ones puts
         one (:func:`atomseg.detect.lattice.gate_columns`), also one found only by a second
         Hough pass at a lower probability (card ``lattice_threshold``), and a column centred on
-        the image border that the network places just outside is moved onto the edge.
+        the image border that the network places just outside is moved onto the edge. From
+        ``columns-v5``'s 0.8.0 card on, lattice sites within a column radius of the border
+        where neither pass has a candidate (half and quarter columns, which the network marks
+        least surely) are candidates too, kept when the image shows them as clearly as the
+        gate asks (card ``lattice_border_min_contrast_to_noise``) and the lattice votes.
     guess_scale : bool
         Without ``pixel_size_angstrom``: guess the pixel size from the lattice
         (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size

@@ -158,6 +158,9 @@ def _detection_rules(tuned: dict, border_fraction: float, padding: str) -> dict:
         rules.update(LATTICE_RULE)
     if border_fraction > 0 and padding == "edge":
         rules["border_tolerance_radii"] = EDGE_PADDING_BORDER_TOLERANCE_RADII
+        if tuned.get("min_contrast_to_noise", 0.0) > 0:  # lattice sites on the border, as
+            # clear as the gate asks of any column (atomseg.infer.columns._border_sites)
+            rules["lattice_border_min_contrast_to_noise"] = tuned["min_contrast_to_noise"]
     return rules
 
 

@@ -65,6 +65,34 @@ def test_columns_centred_on_the_first_row_and_column_are_found():
     centres = centres - [r0, c0]
     on_edge = np.all(centres > -0.5, axis=1) & np.all(centres < 127.5, axis=1)
     on_edge &= (np.abs(centres) < 0.5).sum(axis=1) == 1  # first row or column, not the corner
+    corner = np.all(np.abs(centres) < 0.5, axis=1)
     table = locate(image, pixel_size_angstrom=0.15)
-    d, _ = cKDTree(table[["row", "col"]].to_numpy()).query(centres[on_edge])
+    tree = cKDTree(table[["row", "col"]].to_numpy())
+    d, _ = tree.query(centres[on_edge])
     assert on_edge.sum() >= 8 and np.sum(d < 1.5) >= on_edge.sum() - 1
+    # the quarter column in the corner: the network hardly marks it; the lattice does
+    assert corner.sum() == 1 and tree.query(centres[corner])[0][0] < 1.5
+
+
+def test_border_sites_are_the_lattice_sites_on_the_border_with_no_candidate():
+    import pandas as pd
+
+    from atomseg.infer.columns import _border_sites
+
+    rr, cc = np.mgrid[0:8, 0:8] * 9.0  # a square lattice filling a 64 x 64 image
+    lattice = np.stack([rr.ravel(), cc.ravel()], axis=1)
+    missing = [(0.0, 0.0), (0.0, 27.0), (36.0, 36.0)]  # corner, edge, interior
+    keep = ~np.isin(lattice.view(complex).ravel(), np.array(missing).view(complex).ravel())
+    table = pd.DataFrame(lattice[keep], columns=["row", "col"]).assign(
+        score=1.0, radius=2.5, intensity=1.0
+    )
+    low = table.iloc[:0]
+    prob = np.zeros((64, 64), np.float32)
+    sites = _border_sites(table, low, prob, prob, 1.0, (64, 64))
+    assert sorted(map(tuple, np.round(sites[["row", "col"]].to_numpy(), 6).tolist())) == [
+        (0.0, 0.0),
+        (0.0, 27.0),
+    ]  # once each; not the interior site, not the sites of columns already found
+    assert len(_border_sites(table, table, prob, prob, 1.0, (64, 64))) == 2
+    few = table.iloc[:5]  # too few columns to define a lattice
+    assert len(_border_sites(few, low, prob, prob, 1.0, (64, 64))) == 0

@@ -42,12 +42,17 @@ def test_detection_rules_go_with_the_tuned_gate_and_the_padding():
     tuned = {"threshold": 0.8, "min_score": 0.3, "min_contrast_to_noise": 5.0}
     edge = trainer._detection_rules(tuned, 0.3, "edge")
     assert edge["border_tolerance_radii"] == 1.0 and edge["lattice_min_contrast_to_noise"] == 3
+    assert edge["lattice_border_min_contrast_to_noise"] == 5.0  # border sites: the gate's
     inner = trainer._detection_rules(tuned, 0.0, "reflect")
     assert "border_tolerance_radii" not in inner and inner["lattice_min_votes"] == 2
-    no_gate = trainer._detection_rules(dict(tuned, min_contrast_to_noise=0.0), 0.0, "reflect")
+    assert "lattice_border_min_contrast_to_noise" not in inner
+    no_gate = trainer._detection_rules(dict(tuned, min_contrast_to_noise=0.0), 0.3, "edge")
     assert "lattice_min_contrast_to_noise" not in no_gate  # no gate, nothing to relax
+    assert "lattice_border_min_contrast_to_noise" not in no_gate
     # the shipped default was made by this recipe: its card holds the same rules
     card = load_model("columns-v5", device="cpu").config["detection"]
+    tuned = {k: card[k] for k in tuned}
+    edge = trainer._detection_rules(tuned, 0.3, "edge")
     assert {k: card[k] for k in edge if k not in tuned} == {
         k: v for k, v in edge.items() if k not in tuned
     }
