@@ -109,6 +109,65 @@ def contrast_to_noise(image: np.ndarray, rows, cols, radius_px: float) -> np.nda
     cols = np.asarray(cols, np.float64)
     if len(rows) == 0:
         return np.zeros(0)
+    return _cnr(x, rows, cols, float(radius_px), noise_sigma(x))
+
+
+def border_contrast_to_noise(image: np.ndarray, rows, cols, radius_px: float, which) -> np.ndarray:
+    """:func:`contrast_to_noise` of the columns ``which`` (indices), all near the image border,
+    the others listed as in it; the same values, measured on strips along the border only.
+
+    A column's value depends on the pixels within its background box and on the listed columns
+    within two radii of those; a strip along the border as deep as the deepest of ``which``
+    plus that reach holds them all, and its far edge is beyond every box.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.normal(0, 1, (96, 96))
+    >>> rows, cols = [1.0, 40.0, 60.0, 94.6], [30.0, 2.0, 60.0, 50.0]
+    >>> full = contrast_to_noise(image, rows, cols, 2.5)
+    >>> near = border_contrast_to_noise(image, rows, cols, 2.5, [0, 1, 3])
+    >>> bool(np.allclose(near, full[[0, 1, 3]]))
+    True
+    """
+    x = np.asarray(image, np.float64)
+    rows = np.asarray(rows, np.float64)
+    cols = np.asarray(cols, np.float64)
+    which = np.asarray(which, int)
+    out = np.zeros(len(which))
+    if len(which) == 0:
+        return out
+    h, w = x.shape
+    sigma = noise_sigma(x)
+    a = max(1, int(round(float(radius_px))))
+    reach = 3 * a + 1 + int(np.ceil(_EXCLUDE_RADII * max(float(radius_px), 1.0))) + 2
+    r = np.clip(np.round(rows).astype(int), 0, h - 1)
+    c = np.clip(np.round(cols).astype(int), 0, w - 1)
+    depth = np.stack([r, c, h - 1 - r, w - 1 - c], axis=1)[which]
+    side = np.argmin(depth, axis=1)  # 0: top, 1: left, 2: bottom, 3: right
+    for k in range(4):
+        mine = np.flatnonzero(side == k)
+        if len(mine) == 0:
+            continue
+        d = int(depth[mine, k].max()) + reach + 1
+        n = h if k % 2 == 0 else w
+        if d >= n:  # a small image: the strip is all of it
+            lo, hi = 0, n
+        else:
+            lo, hi = (0, d) if k < 2 else (n - d, n)
+        pos = (r, rows) if k % 2 == 0 else (c, cols)
+        inside = np.flatnonzero((pos[0] >= lo) & (pos[0] < hi))
+        crop = x[lo:hi] if k % 2 == 0 else x[:, lo:hi]
+        rr = rows - lo if k % 2 == 0 else rows
+        cc = cols if k % 2 == 0 else cols - lo
+        values = _cnr(crop, rr[inside], cc[inside], float(radius_px), sigma)
+        at = {int(j): i for i, j in enumerate(inside)}
+        out[mine] = values[[at[int(j)] for j in which[mine]]]
+    return out
+
+
+def _cnr(x, rows, cols, radius_px, noise) -> np.ndarray:
+    """:func:`contrast_to_noise` with the image's noise sigma given."""
     a = max(1, int(round(float(radius_px))))
     b = 3 * a + 1
     n_in, n_out = (2 * a + 1) ** 2, (2 * b + 1) ** 2
@@ -127,7 +186,7 @@ def contrast_to_noise(image: np.ndarray, rows, cols, radius_px: float) -> np.nda
     dense = n_far < n_in - 0.5  # too little background left: the whole ring
     n_bg = np.where(dense, n_out - n_in, np.round(n_far))
     background = np.where(dense, ring, sum_far / np.maximum(n_far, 1e-12))
-    sigma = noise_sigma(x) * np.sqrt(1.0 / n_in + 1.0 / n_bg)
+    sigma = noise * np.sqrt(1.0 / n_in + 1.0 / n_bg)
     with np.errstate(divide="ignore", invalid="ignore"):
         cnr = (box - background) / sigma
     return np.where(np.isnan(cnr), 0.0, cnr)

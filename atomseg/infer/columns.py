@@ -406,9 +406,16 @@ def _detect(
             if border_cnr is not None:  # lattice sites on the border that the image shows
                 edge = _border_sites(table, low, prob, resampled, f, image.shape)
                 if len(edge):
+                    from atomseg.detect.contrast import border_contrast_to_noise
+
                     both = pd.concat([table, low, edge], ignore_index=True)
-                    radius_in = float(table["radius"].median())
-                    cnr = _column_cnr(image, both, radius_in)[-len(edge) :]
+                    cnr = border_contrast_to_noise(
+                        image,
+                        both["row"],
+                        both["col"],
+                        float(table["radius"].median()),
+                        np.arange(len(both) - len(edge), len(both)),
+                    )
                     low = pd.concat([low, edge[cnr >= float(border_cnr)]], ignore_index=True)
             table, only = _with_lattice_candidates(table, low)
         table = table[_lattice_gate(image, table, min_cnr, det, only)].reset_index(drop=True)

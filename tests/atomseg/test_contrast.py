@@ -56,3 +56,20 @@ def test_contrast_to_noise_of_pure_noise_is_about_zero_plus_minus_one():
     cnr = contrast_to_noise(image, rows, cols, radius_px=2.0)
     assert abs(np.mean(cnr)) < 0.3
     assert 0.7 < np.std(cnr) < 1.4
+
+
+def test_border_contrast_is_the_full_measurement_near_the_border():
+    from atomseg.detect.contrast import border_contrast_to_noise
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        h, w = rng.integers(20, 160, 2)
+        image = rng.normal(0, 1, (h, w)) + 5 * (rng.random((h, w)) > 0.9)
+        n = int(rng.integers(1, 60))
+        rows, cols = rng.uniform(-1, h, n), rng.uniform(-1, w, n)
+        radius = rng.uniform(1.0, 6.0)
+        depth = np.minimum.reduce([rows + 0.5, cols + 0.5, h - 0.5 - rows, w - 0.5 - cols])
+        which = np.flatnonzero(depth < radius)
+        full = contrast_to_noise(image, rows, cols, radius)[which]
+        near = border_contrast_to_noise(image, rows, cols, radius, which)
+        np.testing.assert_allclose(near, full, rtol=0, atol=1e-9)
