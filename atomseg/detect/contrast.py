@@ -155,14 +155,13 @@ def border_contrast_to_noise(image: np.ndarray, rows, cols, radius_px: float, wh
             lo, hi = 0, n
         else:
             lo, hi = (0, d) if k < 2 else (n - d, n)
-        pos = (r, rows) if k % 2 == 0 else (c, cols)
-        inside = np.flatnonzero((pos[0] >= lo) & (pos[0] < hi))
+        across = r if k % 2 == 0 else c  # the pixel index across the strip
+        inside = np.flatnonzero((across >= lo) & (across < hi))  # sorted: searchsorted below
         crop = x[lo:hi] if k % 2 == 0 else x[:, lo:hi]
         rr = rows - lo if k % 2 == 0 else rows
         cc = cols if k % 2 == 0 else cols - lo
         values = _cnr(crop, rr[inside], cc[inside], float(radius_px), sigma)
-        at = {int(j): i for i, j in enumerate(inside)}
-        out[mine] = values[[at[int(j)] for j in which[mine]]]
+        out[mine] = values[np.searchsorted(inside, which[mine])]
     return out
 
 

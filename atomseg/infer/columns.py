@@ -73,9 +73,14 @@ def _zoom_factor(pixel_size_angstrom, model) -> float:
     return p / float(model.pixel_size_angstrom)
 
 
+def _native(f: float) -> bool:
+    """Whether zoom factor f leaves the image as it is (within 1e-3: not resampled)."""
+    return abs(f - 1.0) < 1e-3
+
+
 def _resampled_shape(shape, f: float) -> tuple[int, ...]:
     """The shape of an image of ``shape`` resampled by zoom factor f."""
-    if abs(f - 1.0) < 1e-3:
+    if _native(f):
         return tuple(shape)
     return tuple(max(_MIN_SIZE, int(round(s * f))) for s in shape)
 
@@ -86,7 +91,7 @@ def _resample_at(image: np.ndarray, f: float, rows, cols) -> np.ndarray:
     Only those pixels are computed; they equal the same pixels of :func:`_resample`'s result.
     """
     rows, cols = np.asarray(rows), np.asarray(cols)
-    if abs(f - 1.0) < 1e-3:
+    if _native(f):
         return image[np.ix_(rows, cols)]
     if f < 1:  # anti-alias before down-sampling
         image = ndimage.gaussian_filter(image, sigma=0.5 * (1 / f - 1))
@@ -96,7 +101,7 @@ def _resample_at(image: np.ndarray, f: float, rows, cols) -> np.ndarray:
 
 def _resample(image: np.ndarray, f: float) -> np.ndarray:
     """Resample by zoom factor f with the pixel-centre convention of the module docstring."""
-    if abs(f - 1.0) < 1e-3:
+    if _native(f):
         return image
     h, w = _resampled_shape(image.shape, f)
     return _resample_at(image, f, np.arange(h), np.arange(w))
@@ -192,7 +197,7 @@ def segment(
     f, _, x, _ = _prepare(image, pixel_size_angstrom, model, guess_scale)
     _warn_pixel_size(image, pixel_size_angstrom)
     prob = _probabilities(model, x[None])[0]
-    if f == 1.0 or abs(f - 1.0) < 1e-3:
+    if _native(f):
         return prob
     rows = (np.arange(image.shape[0]) + 0.5) * f - 0.5
     cols = (np.arange(image.shape[1]) + 0.5) * f - 0.5
@@ -294,6 +299,7 @@ def _border_sites(table, low, prob, resampled, f, shape) -> pd.DataFrame:
     from scipy.spatial import cKDTree
 
     from atomseg.detect.lattice import _MIN_STRONG, lattice_vectors
+    from atomseg.detect.metrics import nearest_neighbour_distance
 
     pos = table[["row", "col"]].to_numpy(float)
     if len(pos) < _MIN_STRONG:
@@ -308,7 +314,7 @@ def _border_sites(table, low, prob, resampled, f, shape) -> pd.DataFrame:
         [sites[:, 0] + 0.5, sites[:, 1] + 0.5, h - 0.5 - sites[:, 0], w - 0.5 - sites[:, 1]]
     )
     sites = sites[(depth >= 0) & (depth < radius)]
-    spacing = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+    spacing = nearest_neighbour_distance(pos)
     known = np.concatenate([pos, low[["row", "col"]].to_numpy(float)])
     sites = sites[cKDTree(known).query(sites)[0] > 0.5 * spacing] if len(sites) else sites
     merged: list[np.ndarray] = []  # the proposals of one site, averaged

@@ -238,7 +238,7 @@ def _resampled_patch(data, i, patch, rng, axes, padding, align=False):
     crops rarely show. Columns the cut leaves centred outside are "don't care" where they
     reach in.
     """
-    from atomseg.infer.columns import _resample_at, _resampled_shape
+    from atomseg.infer.columns import _native, _resample_at, _resampled_shape
     from atomseg.sim.imaging import _label_maps
 
     raw = data["raw"][i]
@@ -274,7 +274,7 @@ def _resampled_patch(data, i, patch, rng, axes, padding, align=False):
     cc = _padded_index(cols - start[1], wz - start[1], padding) + start[1]
     lo, hi = data["levels"][i]
     xi = ((_resample_at(raw, z, rr, cc) - lo) / (hi - lo)).astype(np.float32)
-    if abs(z - 1.0) < 1e-3:  # not resampled (as _resample)
+    if _native(z):  # not resampled (as _resample)
         z = 1.0
 
     # the library's disc radius at this pixel size: 0.4 Å unless capped by the spacing
