@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from atomseg import __version__
 from atomseg.models.registry import PADDINGS
@@ -209,8 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     True
     """
     args = build_parser().parse_args(argv)
+
+    said = set()
+
+    def say(message, category, filename, lineno, file=None, line=None):
+        if str(message) not in said:  # each warning once, as the command's own line
+            said.add(str(message))
+            print(f"atomseg {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = say
+            return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, OSError, TypeError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"atomseg {args.command}: error: {msg}", file=sys.stderr)

@@ -34,6 +34,17 @@ def test_atomseg_detect_stack_to_folder(tmp_path):
     assert set(table["frame"]) == {0, 1}
 
 
+def test_atomseg_detect_says_a_guessed_scale_once(tmp_path, capsys):
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", _columns_image())
+    argv = ["detect", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "-o", str(tmp_path / "o")]
+    assert atomseg_main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("atomseg detect: warning: no pixel size given") == 1
+    assert atomseg_main([*argv, "--pixel-size", "0.15"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_atomseg_detect_atoms_of_a_tomogram(tmp_path):
     n, voxel = 40, 0.35
     atoms = np.array([[a, b, c] for a in (14, 25) for b in (13, 26) for c in (15, 24)], float)

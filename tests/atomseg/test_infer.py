@@ -134,6 +134,25 @@ def test_lattice_spacing_of_a_simulated_crystal():
     assert lattice_spacing_px(np.zeros((8, 8))) is None
 
 
+def test_a_guessed_scale_is_said_once_per_call():
+    import warnings
+
+    from atomseg.infer.columns import GUESSED_SCALE_WARNING
+
+    img, _ = _lattice_image(shape=(128, 128))
+    with pytest.warns(UserWarning, match="no pixel size given") as seen:
+        locate(img, model=_oracle())
+    assert [str(w.message) for w in seen] == [GUESSED_SCALE_WARNING]
+    with pytest.warns(UserWarning, match="no pixel size given"):
+        segment(img, model=_oracle())
+    with warnings.catch_warnings():  # calibrated, or run as it is: nothing to say
+        warnings.simplefilter("error")
+        locate(img, pixel_size_angstrom=0.2, model=_oracle())
+        locate(img, model=_oracle(), guess_scale=False)
+        noise = np.random.default_rng(1).poisson(5.0, (128, 128)).astype(float)
+        locate(noise, model=_oracle())  # no lattice: no guess, run as it is
+
+
 @pytest.mark.parametrize("spacing", [5.0, 12.0, 40.0])
 def test_uncalibrated_images_at_any_sampling(spacing):
     img, pos = _lattice_image(shape=(160, 160), spacing=spacing, sigma=spacing / 6)
