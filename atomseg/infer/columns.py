@@ -488,7 +488,9 @@ def locate(
         (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size
         with it, as for a calibrated image (F1 0.738 against 0.719 as-is on uncalibrated
         simulated images at 1e4 e/Å²). Positions stay in the input's pixels and no Å are
-        reported. ``False``: run the image as it is (faster for coarsely sampled images).
+        reported. The guess can be 20-50 % off, and columns are then missed: a guessed scale is
+        warned about (``UserWarning``, ``GUESSED_SCALE_WARNING``). ``False``: run the image as
+        it is (faster for coarsely sampled images).
 
     Returns
     -------
