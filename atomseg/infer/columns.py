@@ -122,17 +122,6 @@ def _probabilities(model, images: np.ndarray) -> np.ndarray:
     return model.predict(x)[:, pad : pad + h, pad : pad + w]
 
 
-def _warn_pixel_size(image, pixel_size_angstrom, stacklevel=3) -> None:
-    """Warn when a given pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`)."""
-    if pixel_size_angstrom is None:
-        return
-    from atomseg.infer.scale import check_pixel_size
-
-    doubt = check_pixel_size(image, pixel_size_angstrom)
-    if doubt:
-        warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
-
-
 #: said (once per call site) when an uncalibrated image is resampled by a guessed pixel size
 GUESSED_SCALE_WARNING = (
     "no pixel size given: the image is resampled by a pixel size guessed from its lattice (its "
@@ -140,6 +129,21 @@ GUESSED_SCALE_WARNING = (
     "and then columns are missed (the real DyScO3 image: 504 columns, 892 at its calibration). "
     "Pass pixel_size_angstrom (atomseg detect --pixel-size) when it is known."
 )
+
+
+def _warn_pixel_size(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> None:
+    """Warn when a given pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`), or
+    when none was given and the image was resampled by a guessed one (``p_net``, from
+    :func:`_prepare`, is then set: ``GUESSED_SCALE_WARNING``)."""
+    if pixel_size_angstrom is None:
+        if p_net is not None:
+            warnings.warn(GUESSED_SCALE_WARNING, UserWarning, stacklevel=stacklevel)
+        return
+    from atomseg.infer.scale import check_pixel_size
+
+    doubt = check_pixel_size(image, pixel_size_angstrom)
+    if doubt:
+        warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
 
 
 def _prepare(image, pixel_size_angstrom, model, guess_scale=False):
@@ -155,8 +159,6 @@ def _prepare(image, pixel_size_angstrom, model, guess_scale=False):
         from atomseg.infer.scale import guess_pixel_size
 
         p = guess_pixel_size(image)
-        if p is not None:
-            warnings.warn(GUESSED_SCALE_WARNING, UserWarning, stacklevel=3)
     f = _zoom_factor(p, model)
     p_net = None if p is None or model.pixel_size_angstrom is None else model.pixel_size_angstrom
     resampled = _resample(image, f)
@@ -205,8 +207,8 @@ def segment(
     """
     image = _check_image(image)
     model = _get_model(model, device)
-    f, _, x, _ = _prepare(image, pixel_size_angstrom, model, guess_scale)
-    _warn_pixel_size(image, pixel_size_angstrom)
+    f, _, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
+    _warn_pixel_size(image, pixel_size_angstrom, p_net)
     prob = _probabilities(model, x[None])[0]
     if _native(f):
         return prob
@@ -512,7 +514,7 @@ def locate(
     image = _check_image(image)
     model = _get_model(model, device)
     f, resampled, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
-    _warn_pixel_size(image, pixel_size_angstrom)
+    _warn_pixel_size(image, pixel_size_angstrom, p_net)
     prob = _probabilities(model, x[None])[0]
     return _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, p_net=p_net)
 
@@ -619,7 +621,7 @@ def locate_stack(
             raise type(exc)(f"stack {exc}") from None
         f, resampled, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
         if not tables and not pending:  # the first frame stands for the stack
-            _warn_pixel_size(image, pixel_size_angstrom)
+            _warn_pixel_size(image, pixel_size_angstrom, p_net)
         if pending and x.shape != pending[0][5].shape:
             flush()
         pending.append((i, image, resampled, f, p_net, x))
