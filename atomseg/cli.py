@@ -51,6 +51,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         padding=args.padding,
         resample=args.resample,
         border_columns=args.border_columns,
+        scale_jitter=args.scale_jitter,
     )
     return 0
 
@@ -167,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of the resampled border patches whose border runs through a column "
         "centre (half columns on edges, quarter columns in corners; default 0)",
+    )
+    p.add_argument(
+        "--scale-jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="resampled patches at a pixel size off the model's by a factor drawn "
+        "log-uniformly in [1/(1+S), 1+S], labels following (default 0: exactly the model's)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -237,6 +237,13 @@ def _resampled_patch(data, i, patch, rng, axes, padding, align=False):
     network learns the half column on an edge and the quarter column in a corner that random
     crops rarely show. Columns the cut leaves centred outside are "don't care" where they
     reach in.
+
+    ``data["scale_jitter"]`` (s > 0): the zoom factor is multiplied by a factor drawn
+    log-uniformly in [1 / (1 + s), 1 + s], as if the image's pixel size were that far off, so
+    the network sees columns over a range of sizes around the model's; the label discs are
+    drawn at the library's radius in Å at the scale the patch really has, capped at the
+    model's label radius (the disc the detector expects), and the normalisation levels are
+    those of the unjittered resampled image (percentiles hardly move with the scale).
     """
     from atomseg.infer.columns import _native, _resample_at, _resampled_shape
     from atomseg.sim.imaging import _label_maps
@@ -244,6 +251,9 @@ def _resampled_patch(data, i, patch, rng, axes, padding, align=False):
     raw = data["raw"][i]
     h, w = raw.shape
     z = float(data["pixel_size_angstrom"][i]) / NOMINAL_PIXEL_SIZE_ANGSTROM
+    jitter = float(data.get("scale_jitter", 0.0))
+    if jitter > 0:  # seen as if calibrated up to a factor 1 + jitter off (log-uniform)
+        z *= float(np.exp(rng.uniform(-np.log1p(jitter), np.log1p(jitter))))
     hz, wz = _resampled_shape(raw.shape, z)
     col_table = data["columns"][i]
     start = [0, 0]  # the first row and column of the image the patch is cut from
@@ -345,6 +355,7 @@ def train(
     init: str | os.PathLike | None = None,
     resample: float = 0.0,
     border_columns: float = 0.0,
+    scale_jitter: float = 0.0,
     progress: bool = True,
 ) -> Path:
     """Train the U-net on a library and write the model folder.
@@ -385,6 +396,13 @@ def train(
         column (see ``_resampled_patch``): crystal images scanned from a column at their
         origin have half columns on two edges and a quarter column in the corner, which random
         crops rarely show. Needs ``border_fraction > 0`` and ``resample > 0``.
+    scale_jitter : float
+        Resampled patches are resampled to a pixel size off the model's by a factor drawn
+        log-uniformly in [1 / (1 + s), 1 + s] (0, the default: exactly the model's), the
+        labels following the columns (see ``_resampled_patch``): the network learns columns a
+        little larger or smaller than the model's pixel size draws them, as it sees them when a
+        calibration or a guessed scale is off, or a structure is seen better a little finer or
+        coarser. Needs ``resample > 0``.
 
     Returns
     -------
@@ -413,8 +431,16 @@ def train(
             f"border_fraction > 0 (got resample={resample!r}, "
             f"border_fraction={border_fraction!r})"
         )
+    if not 0.0 <= float(scale_jitter) <= 1.0:
+        raise ValueError(f"scale_jitter must lie in [0, 1], got {scale_jitter!r}")
+    if scale_jitter and not resample:
+        raise ValueError(
+            f"scale_jitter changes the scale of resampled patches: it needs resample > 0 "
+            f"(got resample={resample!r})"
+        )
     data = load_training_set(library, max_images=max_images, resample=resample > 0)
     data["resample"] = float(resample)
+    data["scale_jitter"] = float(scale_jitter)
     n = len(data["images"])
     if not 0.0 <= float(border_fraction) <= 1.0:
         raise ValueError(f"border_fraction must lie in [0, 1], got {border_fraction!r}")
@@ -533,6 +559,7 @@ def train(
             "padding": padding,
             "resample": float(resample),
             "border_columns": float(border_columns),
+            "scale_jitter": float(scale_jitter),
             "learning_rate": learning_rate,
             "seed": seed,
             "device": dev,
@@ -544,7 +571,8 @@ def train(
             f"--padding {padding}"
             + (f" --init {init}" if init is not None else "")
             + (f" --resample {resample:g}" if resample else "")
-            + (f" --border-columns {border_columns:g}" if border_columns else ""),
+            + (f" --border-columns {border_columns:g}" if border_columns else "")
+            + (f" --scale-jitter {scale_jitter:g}" if scale_jitter else ""),
         },
     }
     if init_info is not None:

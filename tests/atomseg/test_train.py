@@ -318,6 +318,45 @@ def test_resampled_labels_are_discs_of_the_library_radius_at_the_model_pixel_siz
         assert not (y[(d > radius + 0.01) & (d < radius + 3) & inside] == label).any()
 
 
+@pytest.mark.parametrize("pixel_size", [0.2, 0.15])
+def test_scale_jittered_patches_are_the_image_resampled_at_the_drawn_scale(pixel_size):
+    from atomseg.infer.columns import _resample
+
+    data = _one_image_data(pixel_size)
+    data["scale_jitter"] = 0.3
+    rng = np.random.default_rng(3)
+    factors = []
+    for _ in range(6):
+        state = rng.bit_generator.state
+        x, y = trainer._resampled_patch(data, 0, 32, rng, 0, "edge")
+        rng2 = np.random.default_rng()  # the same draws again: the factor, then the origin
+        rng2.bit_generator.state = state
+        j = float(np.exp(rng2.uniform(-np.log(1.3), np.log(1.3))))
+        factors.append(j)
+        z = pixel_size / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM * j
+        full = _resample(data["raw"][0], z) / 976.0
+        r0, c0 = (trainer._patch_origin(n, 32, rng2, False) for n in full.shape)
+        np.testing.assert_allclose(x, full[r0 : r0 + 32, c0 : c0 + 32], atol=1e-5)
+        # the disc follows the column: 0.4 Å at the patch's real scale, capped at the model's
+        radius = min(0.4 / pixel_size * z, 0.4 / trainer.NOMINAL_PIXEL_SIZE_ANGSTROM)
+        rr, cc = np.mgrid[:32, :32]
+        d = np.hypot(rr - ((20.0 + 0.5) * z - 0.5 - r0), cc - ((30.0 + 0.5) * z - 0.5 - c0))
+        assert (y[d <= radius - 0.01] == 1).all()
+        assert not (y[(d > radius + 0.01) & (d < radius + 2)] == 1).any()
+    assert min(factors) >= 1 / 1.3 and max(factors) <= 1.3 and np.ptp(factors) > 0.2
+
+
+def test_scale_jitter_needs_resampled_patches_and_is_recorded(library, tmp_path):
+    with pytest.raises(ValueError, match="scale_jitter"):
+        train(library, tmp_path / "m", n_steps=2, scale_jitter=0.2, **KW)
+    with pytest.raises(ValueError, match="scale_jitter"):
+        train(library, tmp_path / "m", n_steps=2, resample=1.0, scale_jitter=1.5, **KW)
+    m = train(library, tmp_path / "m2", n_steps=2, resample=1.0, scale_jitter=0.25, **KW)
+    training = load_model(m, device="cpu").config["training"]
+    assert training["scale_jitter"] == 0.25
+    assert training["command"].endswith("--resample 1 --scale-jitter 0.25")
+
+
 @pytest.mark.parametrize("pixel_size", [0.3, 0.15])
 @pytest.mark.parametrize("axes", [1, 2, 3])
 def test_aligned_border_patches_cut_the_image_through_a_column(pixel_size, axes):
