@@ -14,7 +14,12 @@ and a rule is compared by overriding card keys (JSON values), each ``--set`` one
     python benchmarks/bench_atomseg_devsets.py --seed 777 \\
         --set '{"lattice_mutual_min_votes": null, "lattice_grains": 0}'
 
-About 2 minutes per variant on 2 CPU cores (360 images).
+how much a wrong calibration costs (each image given its pixel size times K, and given none,
+the scale then guessed from the lattice), with ``--model`` to compare models:
+
+    python benchmarks/bench_atomseg_devsets.py --seed 888 --scales 0.8 1 1.25 --uncalibrated
+
+About 2 minutes per variant and scale on 2 CPU cores (360 images).
 """
 
 from __future__ import annotations
@@ -59,7 +64,20 @@ def main(argv=None):
     ap.add_argument("--doses", type=float, nargs="+", default=[1e3, 1e4, 1e5])
     ap.add_argument("--model", default="default")
     ap.add_argument("--set", action="append", default=[], help="JSON card overrides, a variant")
+    ap.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        metavar="K",
+        help="give each image its pixel size times K (a calibration K times off; default 1)",
+    )
+    ap.add_argument(
+        "--uncalibrated", action="store_true", help="also give no pixel size (scale guessed)"
+    )
     args = ap.parse_args(argv)
+    if any(not np.isfinite(k) or k <= 0 for k in args.scales):
+        ap.error(f"--scales must be positive, got {args.scales}")
     warnings.filterwarnings("ignore")
     base = load_model(args.model)
     variants = {"shipped card": base}
@@ -69,13 +87,22 @@ def main(argv=None):
         model.config["detection"].update(json.loads(text))
         variants[text] = model
     min_z = int(base.config.get("label_min_z", 1))
-    counts = {name: {} for name in variants}
+    scales = list(args.scales) + ([None] if args.uncalibrated else [])
+
+    def label(name, k):
+        if scales == [1.0]:
+            return name
+        return f"{name}, {'no pixel size' if k is None else f'pixel size x {k:g}'}"
+
+    counts = {label(name, k): {} for name in variants for k in scales}
     for dose, image, px, true, other, tol in dev_images(args.seed, args.n, args.doses, min_z):
         for name, model in variants.items():
-            found = locate(image, pixel_size_angstrom=px, model=model)[["row", "col"]]
-            m = match_positions(found.to_numpy(), true, max_distance_px=tol, ignore=other)
-            c = counts[name].setdefault(dose, np.zeros(4))
-            c += [m["tp"], m["fp"], m["fn"], 1]
+            for k in scales:
+                size = None if k is None else px * k
+                found = locate(image, pixel_size_angstrom=size, model=model)[["row", "col"]]
+                m = match_positions(found.to_numpy(), true, max_distance_px=tol, ignore=other)
+                c = counts[label(name, k)].setdefault(dose, np.zeros(4))
+                c += [m["tp"], m["fp"], m["fn"], 1]
     print(f"dev set seed {args.seed}, {args.n} images per scenario and dose")
     print("| variant | dose e/Å² | F1 | false | missed | images |")
     print("|---|---|---|---|---|---|")
