@@ -17,8 +17,11 @@ and a rule is compared by overriding card keys (JSON values), each ``--set`` one
 how much a wrong calibration costs (each image given its pixel size times K, and given none,
 the scale then guessed from the lattice), with ``--model`` to compare models:
 
-    python benchmarks/bench_atomseg_devsets.py --seed 888 --scales 0.8 1 1.25 --uncalibrated
+    python benchmarks/bench_atomseg_devsets.py --seed 888 --doses 1e2 1e3 1e4 1e5 \\
+        --scales 0.8 1 1.25 --uncalibrated
 
+One random sequence runs through the doses in order, so a dose's images depend on the doses
+before it: keep the dose list (dev D is drawn with 1e2 first) to get the same images.
 About 2 minutes per variant and scale on 2 CPU cores (360 images).
 """
 
