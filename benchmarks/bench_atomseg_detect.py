@@ -21,7 +21,9 @@ signal-to-noise ratio of the column's own signal >= 5, Rose's criterion; see
 ``atomseg.sim.library.column_snr``). Other columns (light, such as O; unresolved, merged into
 one blob; or too weak to tell from the noise at this dose) and columns centred just outside the
 image, part of which shows at its border (``Sample.outside_columns``), are "don't care": a
-detection on one is neither a hit nor a false positive, for every method alike. Per dose the
+detection on one is neither a hit nor a false positive, for every method alike; so is one at
+the centre of a dumbbell neither column of which is asked for (``atomseg.detect.pair_centres``:
+the pair images as one blob, and a finder that marks it marks it there). Per dose the
 script also prints the share of resolved columns that are detectable, and atomseg's recall
 over all resolved columns, so that nothing is hidden by the criterion.
 

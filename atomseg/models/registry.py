@@ -25,7 +25,7 @@ __all__ = ["FORMAT_VERSION", "ColumnModel", "list_models", "load_model", "save_m
 
 FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "columns-v5"
+DEFAULT_MODEL = "columns-v7"
 
 #: how far (px) an image is padded beyond its border before the network sees it
 PAD_PX = 16
@@ -38,6 +38,7 @@ MAX_TILE_PX = 2304
 
 # name -> sha256 of weights.pt. Filled when a model is published; never edited afterwards.
 _SHIPPED: dict[str, str] = {
+    "columns-v7": "42396b66b3ae37027cdc0554b1626f7f0d30b8a9a5d7e76ce9f1d2bc72174319",
     "columns-v5": "bd38c8ba1a992f56fe8b083e1fe6062f3c8fcfa49f3b46981a0dfef53ce37f82",
     "columns-v4": "c70cea008fd4e0e1bc75885489fae895d94d74f55568bbdb3d361087decfaa93",
     "columns-v3": "dfcc1b0e9b879fac0e3aa99cff1bd520788cf225d71e8dbdf9e567486645c473",

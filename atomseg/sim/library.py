@@ -158,9 +158,11 @@ class Sample:
         detectable (``labelled`` and ``detectable``); the benchmarks and ``atomseg demo`` count
         against it. Positions (n, 2) in pixels: ``true`` (the asked ones; ``asked`` is their
         mask in :attr:`columns`), ``resolved`` (every resolved one, weak ones included),
-        ``dont_care`` (present but not asked for, or centred just outside the image: a detection
-        there is neither a hit nor a false one) and ``dont_care_resolved`` (the same for a truth
-        of every resolved column: present but not resolved, or just outside).
+        ``dont_care`` (present but not asked for, or centred just outside the image, and the
+        centre of each dumbbell of which neither column is asked for, where a finder sees one
+        blob, see :func:`atomseg.detect.pair_centres`: a detection there is neither a hit nor a
+        false one) and ``dont_care_resolved`` (the same for a truth of every resolved column:
+        present but not resolved, or just outside, and the centres of unresolved dumbbells).
 
         Examples
         --------
@@ -169,26 +171,38 @@ class Sample:
         >>> len(t["true"]) == int(t["asked"].sum()) <= len(t["resolved"])
         True
         """
+        from atomseg.detect.metrics import pair_centres
+
         c = self.columns
         present = c["n_atoms"] >= 1
         resolved = present & c["labelled"] & (c["z"] >= min_z)
         asked = resolved & c["detectable"]
         out = self.outside_columns
-        outside = (
-            np.zeros((0, 2))
-            if out is None
-            else out.loc[out["n_atoms"] >= 1, ["row", "col"]].to_numpy(float)
-        )
+        if out is None:
+            out = c.iloc[:0]
+        there = out["n_atoms"] >= 1
+        outside = out.loc[there, ["row", "col"]].to_numpy(float)
 
         def at(mask):
             return c.loc[mask, ["row", "col"]].to_numpy(float)
+
+        # the dumbbells among the columns of z >= min_z (those just outside included)
+        heavy = present & (c["z"] >= min_z)
+        beyond = out.loc[there & (out["z"] >= min_z), ["row", "col"]].to_numpy(float)
+        pts = np.concatenate([at(heavy), beyond])
+        none = np.zeros(len(beyond), bool)
+
+        def blobs(mask):
+            return pair_centres(pts, np.concatenate([mask[heavy].to_numpy(bool), none]))
 
         return {
             "asked": asked,
             "true": at(asked),
             "resolved": at(resolved),
-            "dont_care": np.concatenate([at(present & ~asked), outside]),
-            "dont_care_resolved": np.concatenate([at(present & ~resolved), outside]),
+            "dont_care": np.concatenate([at(present & ~asked), outside, blobs(asked)]),
+            "dont_care_resolved": np.concatenate(
+                [at(present & ~resolved), outside, blobs(resolved)]
+            ),
         }
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ from atomseg.detect import (
     hough_circle,
     match_positions,
     nearest_neighbour_distance,
+    pair_centres,
     refine_positions,
 )
 from atomseg.detect._synthetic import _disc_map, _gaussian_image, _lattice
@@ -392,6 +393,55 @@ def test_match_positions_edge_cases():
         match_positions(pd.DataFrame({"x": [1.0]}), same, max_distance_px=1)
 
 
+def _dumbbells(n=4, gap=1.4, spacing=4.0):
+    """An n x n lattice of vertical dumbbells: columns 2k and 2k + 1 are a pair."""
+    centres = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2)
+    centres = centres * spacing + 10.0
+    pos = np.repeat(centres, 2, axis=0)
+    pos[0::2, 0] -= gap / 2
+    pos[1::2, 0] += gap / 2
+    return pos, centres
+
+
+def test_pair_centres_are_the_dumbbells_no_column_of_which_is_asked_for():
+    pos, centres = _dumbbells()
+    found = pair_centres(pos, np.zeros(len(pos), bool))
+    assert np.allclose(np.sort(found, axis=0), np.sort(centres, axis=0))
+    assert len(pair_centres(pos, np.ones(len(pos), bool))) == 0
+    asked = np.zeros(len(pos), bool)
+    asked[[0, 3]] = True  # one column of the first two dumbbells: not a blob any more
+    found = pair_centres(pos, asked)
+    assert len(found) == len(centres) - 2
+    assert cdist(found, centres[:2]).min() > 1
+    # the pairs must be isolated: a square lattice (ratio 1) or pairs too far apart have none
+    square = _lattice((64, 64), 7.5, rng=0)
+    assert len(pair_centres(square, np.zeros(len(square), bool))) == 0
+    triangle = [[0.0, 0.0], [0.0, 1.0], [0.87, 0.5]]  # a third column as near: no pair
+    assert len(pair_centres(triangle, [False] * 3)) == 0
+    assert pair_centres([[0.0, 0.0], [0.0, 1.0]], [False, False]).tolist() == [[0.0, 0.5]]
+    assert pair_centres([[0.0, 0.0]], [False]).shape == (0, 2)
+
+
+def test_pair_centres_are_dont_care_in_the_matching():
+    pos, centres = _dumbbells()
+    blobs = centres + 0.1  # one detection per blob, none of whose columns is asked for
+    plain = match_positions(blobs, np.zeros((0, 2)), max_distance_px=0.42, ignore=pos)
+    assert plain["fp"] == len(blobs)  # 0.7 from either column: false under the columns alone
+    ignore = np.concatenate([pos, pair_centres(pos, np.zeros(len(pos), bool))])
+    m = match_positions(blobs, np.zeros((0, 2)), max_distance_px=0.42, ignore=ignore)
+    assert m["fp"] == 0 and m["ignored"] == len(blobs)
+
+
+def test_pair_centres_validates():
+    pos, _ = _dumbbells(n=2)
+    with pytest.raises(ValueError, match="asked has 3 entries for 8"):
+        pair_centres(pos, [True] * 3)
+    with pytest.raises(ValueError, match="ratio"):
+        pair_centres(pos, np.zeros(len(pos), bool), ratio=1.5)
+    with pytest.raises(ValueError, match="finite"):
+        pair_centres([[np.nan, 0.0], [1.0, 1.0]], [False, False])
+
+
 def test_nearest_neighbour_distance():
     assert nearest_neighbour_distance(_lattice((64, 64), 7.5, rng=0)) == pytest.approx(7.5)
     with pytest.raises(ValueError, match="at least 2"):
@@ -428,6 +478,7 @@ def test_public_api_is_documented():
             "refine_positions",
             "match_positions",
             "nearest_neighbour_distance",
+            "pair_centres",
             "classical_baseline",
             "contrast_to_noise",
             "noise_sigma",

@@ -496,3 +496,29 @@ def test_columns_just_outside_the_image_are_listed_apart():
     depth = np.maximum.reduce([-0.5 - rows, rows - 63.5, -0.5 - cols, cols - 63.5])
     assert depth.max() <= spacing + 1e-9 and depth.min() > 0
     assert len(out) > 4 * 64 / spacing  # a row of them along each side
+
+
+def test_truth_counts_the_blob_of_a_dumbbell_no_column_of_which_is_asked_for():
+    kw = dict(shape=(96, 96), seed=5, structure="Si", zone_axis="110", scene="slab",
+              pixel_size_angstrom=0.2)  # fmt: skip
+    noise_free = simulate_image(dose_e_per_A2=1e5, noise=False, **kw)
+    clear = noise_free.truth(11)
+    faint = simulate_image(dose_e_per_A2=1e2, **kw)
+    t = faint.truth(11)
+    assert clear["asked"].all() and not t["asked"].any()  # 1.36 Å apart: too faint at 1e2
+    # all asked: blobs only where both columns are centred outside the image
+    out = noise_free.outside_columns[["row", "col"]].to_numpy()
+    extra = clear["dont_care"][len(out) :]
+    d, _ = cKDTree(out).query(extra, k=2)
+    assert np.allclose(d[:, 0], d[:, 1]) and (d * 0.2 < 0.8).all()  # midway, a / 8 = 0.68 Å
+    n_out = len(faint.outside_columns)
+    blobs = t["dont_care"][len(faint.columns) + n_out :]
+    assert len(blobs) >= len(faint.columns) // 2
+    # each blob lies midway between two Si columns 1.36 Å apart, 0.68 Å from either
+    every = np.concatenate([faint.positions, faint.outside_columns[["row", "col"]].to_numpy()])
+    d, _ = cKDTree(every).query(blobs, k=3)
+    assert np.allclose(d[:, 0], d[:, 1])  # midway
+    assert (d[:, :2] * 0.2 > 0.55).all() and (d[:, :2] * 0.2 < 0.8).all()  # position jitter
+    assert (d[:, 2] * 0.2 > 2.0).all()  # and nothing else near
+    # all resolved: in the truth of every resolved column, only blobs of outside pairs
+    assert len(t["dont_care_resolved"]) < n_out + len(faint.columns) // 4
