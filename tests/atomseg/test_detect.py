@@ -413,7 +413,7 @@ def test_pair_centres_are_the_dumbbells_no_column_of_which_is_asked_for():
     found = pair_centres(pos, asked)
     assert len(found) == len(centres) - 2
     assert cdist(found, centres[:2]).min() > 1
-    # the pairs must be isolated: a square lattice (ratio 1) or pairs too far apart have none
+    # the pairs must be isolated: a square lattice (ratio 1) has none
     square = _lattice((64, 64), 7.5, rng=0)
     assert len(pair_centres(square, np.zeros(len(square), bool))) == 0
     triangle = [[0.0, 0.0], [0.0, 1.0], [0.87, 0.5]]  # a third column as near: no pair
