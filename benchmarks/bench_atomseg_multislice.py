@@ -246,10 +246,11 @@ def main(argv=None):
             true = true_all[det]
             # and the centre of a dumbbell neither column of which is detectable (one blob), as
             # bench_atomseg_detect.py counts it (those just outside the image included)
-            heavy_all = c["rc"][c["z"] >= min_z]
-            asked = np.zeros(len(heavy_all), bool)
-            asked[np.flatnonzero(heavy[c["z"] >= min_z])[det]] = True
-            blobs = pair_centres(heavy_all, asked)
+            beyond = c["rc"][(c["z"] >= min_z) & ~inside]
+            blobs = pair_centres(
+                np.concatenate([true_all, beyond]),
+                np.concatenate([det, np.zeros(len(beyond), bool)]),
+            )
             ignore = np.concatenate([other, true_all[~det], blobs])
             res = {"atomseg": [], "classical (oracle)": []}
             for seed in range(args.seeds):
