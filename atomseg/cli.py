@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-guess-scale",
         action="store_true",
-        help="uncalibrated images: do not resample by a pixel size guessed from the lattice",
+        help="uncalibrated images: run them as they are, without searching for the pixel size "
+        "to resample them by (atomseg.infer.search_pixel_size)",
     )
     p.set_defaults(func=_cmd_detect)
 

@@ -254,7 +254,9 @@ def main(argv=None):
         "calibrated, 0.05-0.5 Å/px (resampled to 0.15)": [
             (s.image, s.pixel_size_angstrom) for s in samples
         ],
-        "uncalibrated, scale guessed from the lattice": [(s.image, None) for s in samples],
+        "uncalibrated, scale searched (atomseg.infer.search_pixel_size)": [
+            (s.image, None) for s in samples
+        ],
     }
     locate(samples[0].image, model=args.model)  # warm-up
     print()

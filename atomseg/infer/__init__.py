@@ -3,13 +3,19 @@
 ``segment`` returns the U-net probability map; ``locate`` returns one table row per column;
 ``locate_stack`` does every frame of a tilt series or every slice of a volume along any axis;
 ``locate_atoms`` links a tomogram's slices into one row per atom (3D, sub-voxel).
-``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice;
+``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice and
+``search_pixel_size`` (what the functions above use) refines it with the network;
 ``check_pixel_size`` says when a given one looks wrong (the three functions above warn then).
 """
 
 from atomseg.infer.atoms import link_frames, locate_atoms
 from atomseg.infer.columns import detect_files, locate, locate_stack, save_overlay, segment
-from atomseg.infer.scale import check_pixel_size, guess_pixel_size, lattice_spacing_px
+from atomseg.infer.scale import (
+    check_pixel_size,
+    guess_pixel_size,
+    lattice_spacing_px,
+    search_pixel_size,
+)
 
 __all__ = [
     "segment",
@@ -20,6 +26,7 @@ __all__ = [
     "save_overlay",
     "detect_files",
     "guess_pixel_size",
+    "search_pixel_size",
     "check_pixel_size",
     "lattice_spacing_px",
 ]

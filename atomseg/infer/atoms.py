@@ -254,8 +254,9 @@ def locate_atoms(
         Reconstructed volume (ndarray, h5py dataset or memory map; atoms bright), e.g. what
         ``tomopy.recon`` or :func:`tomocnn.reconstruct` returns.
     voxel_size_angstrom : float, optional
-        Voxel size; slices are resampled to the model's pixel size. Without it each slice's
-        scale is guessed from its lattice.
+        Voxel size; slices are resampled to the model's pixel size. Without it one scale is
+        searched for on the middle slice (:func:`atomseg.infer.search_pixel_size`) and used
+        for every slice.
     axis : int
         The axis to slice along (0, 1 or 2); 0 (across the tilt axis) is the default and was
         the best at low dose in ``benchmarks/bench_atomseg_volume.py``; the beam direction at

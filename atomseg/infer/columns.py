@@ -122,18 +122,21 @@ def _probabilities(model, images: np.ndarray) -> np.ndarray:
     return model.predict(x)[:, pad : pad + h, pad : pad + w]
 
 
-#: said (once per call site) when an uncalibrated image is resampled by a guessed pixel size
+#: ``_prepare``'s default: search the scale of an uncalibrated image
+_SEARCH = object()
+
+#: said (once per call site) when an uncalibrated image is resampled by a searched pixel size
 GUESSED_SCALE_WARNING = (
-    "no pixel size given: the image is resampled by a pixel size guessed from its lattice (its "
-    "brightest reflection taken as 2.7 Å), which can be 20-50 % off (a perovskite's is 3.9 Å), "
-    "and then columns are missed (the real DyScO3 image: 614 columns, 891 at its calibration). "
-    "Pass pixel_size_angstrom (atomseg detect --pixel-size) when it is known."
+    "no pixel size given: the image is resampled by a pixel size searched for with the network "
+    "around one guessed from its lattice (atomseg.infer.search_pixel_size), a scale for the "
+    "network and not a calibration, so no Å are reported. Pass pixel_size_angstrom (atomseg "
+    "detect --pixel-size) when it is known: faster, and never off."
 )
 
 
 def _warn_pixel_size(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> None:
     """Warn when a given pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`), or
-    when none was given and the image was resampled by a guessed one (``p_net``, from
+    when none was given and the image was resampled by a searched one (``p_net``, from
     :func:`_prepare`, is then set: ``GUESSED_SCALE_WARNING``)."""
     if pixel_size_angstrom is None:
         if p_net is not None:
@@ -146,19 +149,23 @@ def _warn_pixel_size(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> No
         warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
 
 
-def _prepare(image, pixel_size_angstrom, model, guess_scale=False):
+def _prepare(image, pixel_size_angstrom, model, guess_scale=False, searched=_SEARCH):
     """Resample and normalise for the network: returns (f, resampled, x, p_net).
 
     ``p_net``: the pixel size (Å) of the resampled image when it is known (the model's, from
-    the given pixel size or, with ``guess_scale``, the one guessed from the lattice), else None.
+    the given pixel size or, with ``guess_scale``, the one searched for by
+    :func:`atomseg.infer.scale.search_pixel_size`, or ``searched`` when that was done already),
+    else None.
     """
     from atomseg.models import normalise_image
 
     p = pixel_size_angstrom
     if p is None and guess_scale and model.pixel_size_angstrom is not None:
-        from atomseg.infer.scale import guess_pixel_size
+        if searched is _SEARCH:
+            from atomseg.infer.scale import search_pixel_size
 
-        p = guess_pixel_size(image)
+            searched = search_pixel_size(image, model=model)
+        p = searched
     f = _zoom_factor(p, model)
     p_net = None if p is None or model.pixel_size_angstrom is None else model.pixel_size_angstrom
     resampled = _resample(image, f)
@@ -486,13 +493,12 @@ def locate(
         least surely) are candidates too, kept when the image shows them as clearly as the
         gate asks (card ``lattice_border_min_contrast_to_noise``) and the lattice votes.
     guess_scale : bool
-        Without ``pixel_size_angstrom``: guess the pixel size from the lattice
-        (:func:`atomseg.infer.scale.guess_pixel_size`) and resample to the model's pixel size
-        with it, as for a calibrated image (F1 0.738 against 0.719 as-is on uncalibrated
-        simulated images at 1e4 e/Å²). Positions stay in the input's pixels and no Å are
-        reported. The guess can be 20-50 % off, and columns are then missed: a guessed scale is
-        warned about (``UserWarning``, ``GUESSED_SCALE_WARNING``). ``False``: run the image as
-        it is (faster for coarsely sampled images).
+        Without ``pixel_size_angstrom``: search for the pixel size to resample the image by
+        (:func:`atomseg.infer.scale.search_pixel_size`: the network run at seven pixel sizes
+        around the lattice's guess on a crop, about 0.5-1.5 s) and resample to the model's
+        pixel size with it, as for a calibrated image. Positions stay in the input's pixels and
+        no Å are reported. A searched scale is warned about (``UserWarning``,
+        ``GUESSED_SCALE_WARNING``). ``False``: run the image as it is.
 
     Returns
     -------
@@ -528,12 +534,12 @@ def _is_blank(frame: np.ndarray) -> bool:
     return bool(np.isfinite(first) and np.all(arr == first))
 
 
-def _frames(stack, axis: int):
+def _frames(stack, axis: int, start: int = 0):
     ndim = len(stack.shape)
     if ndim != 3:
         raise ValueError(f"stack must be 3-D (frames and two image axes), got shape {stack.shape}")
     axis = axis % 3
-    for i in range(stack.shape[axis]):
+    for i in range(start, stack.shape[axis]):
         index = [slice(None)] * 3
         index[axis] = i
         yield i, np.asarray(stack[tuple(index)])
@@ -562,8 +568,10 @@ def locate_stack(
     batch_size : int
         Frames per network call (use more on a GPU).
 
-    The other parameters are those of :func:`locate` (``guess_scale`` guesses each frame's
-    scale on its own).
+    The other parameters are those of :func:`locate`. Without ``pixel_size_angstrom`` (and with
+    ``guess_scale``) one scale is searched for, on the middle frame (or, when that one is
+    blank, the first frame that is not), and used for every frame: a tilt series or a volume
+    has one pixel size.
 
     Returns
     -------
@@ -612,6 +620,18 @@ def locate_stack(
 
     frames = _frames(stack, axis)
     n = stack.shape[axis % 3] if len(stack.shape) == 3 else 0
+    from atomseg.infer.scale import search_pixel_size
+
+    searched = _SEARCH  # one scale for the whole stack: searched on its middle frame
+    search = pixel_size_angstrom is None and guess_scale and model.pixel_size_angstrom is not None
+    if search:
+        middle = next(_frames(stack, axis, start=n // 2), (None, None))[1]
+        if middle is not None and not _is_blank(middle):
+            try:
+                middle = _check_image(middle, what=f"frame {n // 2}")
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"stack {exc}") from None
+            searched = search_pixel_size(middle, model=model)
     for i, frame in tqdm(frames, total=n, desc="frames", disable=not progress):
         if _is_blank(frame):  # empty space (outside a reconstruction's circle): no columns
             continue
@@ -619,7 +639,11 @@ def locate_stack(
             image = _check_image(frame, what=f"frame {i}")
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"stack {exc}") from None
-        f, resampled, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
+        if searched is _SEARCH and search:  # the middle frame was blank
+            searched = search_pixel_size(image, model=model)
+        f, resampled, x, p_net = _prepare(
+            image, pixel_size_angstrom, model, guess_scale, searched=searched
+        )
         if not tables and not pending:  # the first frame stands for the stack
             _warn_pixel_size(image, pixel_size_angstrom, p_net)
         if pending and x.shape != pending[0][5].shape:

@@ -16,8 +16,8 @@ from atomseg.io import read_image
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = HERE.parents[2] / "shared" / "realdata"
-# Nominal calibrations from the real-data README (None: unknown; the scale is then guessed
-# from the lattice, see atomseg.infer.guess_pixel_size).
+# Nominal calibrations from the real-data README (None: unknown; the scale is then searched
+# for, see atomseg.infer.search_pixel_size).
 PIXEL_SIZE = {"dso_8nm_1024px": 8.0 * 10 / 1024, "gold_grain_boundary_512px": None}
 
 ap = argparse.ArgumentParser()
