@@ -221,8 +221,8 @@ def search_pixel_size(
     into pieces that move from scale to scale. The counts have a plateau between, and the
     candidate in its middle (counts >= ``SEARCH_PLATEAU`` x the largest, around it) is
     returned. The rule was chosen on simulated dev images and checked on others and on the
-    real images (README, "Uncalibrated images"). It is a scale for the network, not a
-    calibration: never report Å from it.
+    real images (the README's atomseg section; ``docs/atomseg_history.md``, 0.11.0). It is a
+    scale for the network, not a calibration: never report Å from it.
 
     Returns None when the model has no pixel size, or when no candidate finds a column and the
     image shows no lattice (the image is then run as it is).
