@@ -15,7 +15,8 @@ and a rule is compared by overriding card keys (JSON values), each ``--set`` one
         --set '{"lattice_mutual_min_votes": null, "lattice_grains": 0}'
 
 how much a wrong calibration costs (each image given its pixel size times K, and given none,
-the scale then guessed from the lattice), with ``--model`` to compare models:
+the scale then searched for, ``atomseg.infer.search_pixel_size``), with ``--model`` to
+compare models:
 
     python benchmarks/bench_atomseg_devsets.py --seed 888 --doses 1e2 1e3 1e4 1e5 \\
         --scales 0.8 1 1.25 --uncalibrated
@@ -76,7 +77,7 @@ def main(argv=None):
         help="give each image its pixel size times K (a calibration K times off; default 1)",
     )
     ap.add_argument(
-        "--uncalibrated", action="store_true", help="also give no pixel size (scale guessed)"
+        "--uncalibrated", action="store_true", help="also give no pixel size (scale searched for)"
     )
     args = ap.parse_args(argv)
     if any(not np.isfinite(k) or k <= 0 for k in args.scales):

@@ -149,6 +149,12 @@ def _warn_pixel_size(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> No
         warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
 
 
+def _searches(pixel_size_angstrom, guess_scale, model) -> bool:
+    """Whether an image's scale is searched for: no pixel size given, ``guess_scale``, and a
+    model that expects one."""
+    return pixel_size_angstrom is None and guess_scale and model.pixel_size_angstrom is not None
+
+
 def _prepare(image, pixel_size_angstrom, model, guess_scale=False, searched=_SEARCH):
     """Resample and normalise for the network: returns (f, resampled, x, p_net).
 
@@ -160,7 +166,7 @@ def _prepare(image, pixel_size_angstrom, model, guess_scale=False, searched=_SEA
     from atomseg.models import normalise_image
 
     p = pixel_size_angstrom
-    if p is None and guess_scale and model.pixel_size_angstrom is not None:
+    if _searches(p, guess_scale, model):
         if searched is _SEARCH:
             from atomseg.infer.scale import search_pixel_size
 
@@ -623,7 +629,7 @@ def locate_stack(
     from atomseg.infer.scale import search_pixel_size
 
     searched = _SEARCH  # one scale for the whole stack: searched on its middle frame
-    search = pixel_size_angstrom is None and guess_scale and model.pixel_size_angstrom is not None
+    search = _searches(pixel_size_angstrom, guess_scale, model)
     if search:
         middle = next(_frames(stack, axis, start=n // 2), (None, None))[1]
         if middle is not None and not _is_blank(middle):

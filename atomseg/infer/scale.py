@@ -187,20 +187,21 @@ def _stable_counts(found: list[np.ndarray], tolerance: float = 0.25) -> list[int
     """
     from scipy.spatial import cKDTree
 
+    trees = [cKDTree(pos) if len(pos) else None for pos in found]
     counts = []
     for k, pos in enumerate(found):
         if len(pos) < 2:
             counts.append(len(pos))
             continue
-        dist, _ = cKDTree(pos).query(pos, k=2)
+        dist, _ = trees[k].query(pos, k=2)
         tol = max(tolerance * float(np.median(dist[:, 1])), 1.0)
         ok = np.ones(len(pos), dtype=bool)
         for j in (k - 1, k + 1):
             if 0 <= j < len(found):
-                if len(found[j]) == 0:
+                if trees[j] is None:
                     ok[:] = False
                     break
-                d, _ = cKDTree(found[j]).query(pos)
+                d, _ = trees[j].query(pos)
                 ok &= d <= tol
         counts.append(int(ok.sum()))
     return counts
