@@ -34,10 +34,13 @@ REFERENCE_SPACING_ANGSTROM = 2.7
 SEARCH_STEPS = (-2, -1, 0, 1, 2, 3, 4)
 #: candidates whose (stable) column count is at least this share of the largest: the plateau
 SEARCH_PLATEAU = 0.95
-#: the search runs on a central crop that the coarsest candidate resamples to at most this many
+#: the search runs on a crop that the coarsest candidate resamples to at most this many
 #: pixels a side (its network pass costs the most): 384 at 0.15 Å/px is 58 Å, and the crop
 #: spans at least half that (the candidates reach twice the guess)
 SEARCH_CROP_PX = 384
+#: the search crop is the image centre unless a window elsewhere has more than 1 / this share
+#: of its contrast at the lattice's scale (a particle in a corner of a field of vacuum)
+SEARCH_CENTRE_SHARE = 0.5
 #: the guess is clipped to the pixel sizes the model was trained on, Å
 GUESS_RANGE_ANGSTROM = (0.05, 0.5)
 #: a reflection counts when its power exceeds this multiple of the band's median power
@@ -207,6 +210,54 @@ def _stable_counts(found: list[np.ndarray], tolerance: float = 0.25) -> list[int
     return counts
 
 
+def _candidates(centre: float) -> list[float]:
+    lo, hi = GUESS_RANGE_ANGSTROM
+    return sorted({float(np.clip(centre * 2 ** (k / 4), lo, hi)) for k in SEARCH_STEPS})
+
+
+def _search_crop(image: np.ndarray, guess: float | None, model_px: float):
+    """The crop the search runs on, and the candidate pixel sizes (Å), for a guess or None."""
+    candidates = _candidates(model_px if guess is None else guess)
+    side = max(int(SEARCH_CROP_PX * model_px / candidates[-1]), 32)
+    period = REFERENCE_SPACING_ANGSTROM / (model_px if guess is None else guess)
+    r0, c0 = _busiest_window(image, side, period)
+    return image[r0 : r0 + side, c0 : c0 + side], candidates
+
+
+def _busiest_window(image: np.ndarray, side: int, period_px: float) -> tuple[int, int]:
+    """Top-left corner of the ``side``-wide window to search the scale on.
+
+    The image centre, unless a window elsewhere holds more than ``1 / SEARCH_CENTRE_SHARE``
+    times its lattice-scale contrast (the image band-passed between ``period_px`` / 6 and
+    ``period_px``, squared and summed): a particle in a corner of a field of vacuum.
+    Candidate windows are spaced a quarter of ``side`` apart; large images are block-averaged
+    first (to about 1024 px a side, keeping 3 pixels per period).
+    """
+    h, w = image.shape
+    sh, sw = min(side, h), min(side, w)
+    centre = ((h - sh) // 2, (w - sw) // 2)
+    if (sh, sw) == (h, w):
+        return centre
+    f = int(max(1, min(np.ceil(max(h, w) / 1024), period_px // 3)))
+    img = np.asarray(image[: h - h % f, : w - w % f], dtype=np.float32)
+    img = img.reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    sigma = max(float(period_px) / f, 3.0)
+    band = ndimage.gaussian_filter(img, sigma / 6.0) - ndimage.gaussian_filter(img, sigma)
+    summed = np.pad(np.cumsum(np.cumsum(band.astype(np.float64) ** 2, 0), 1), ((1, 0), (1, 0)))
+    bh, bw = min(sh // f, img.shape[0]), min(sw // f, img.shape[1])
+
+    def energy(r, c):  # r, c in full-resolution pixels
+        r, c = min(r // f, img.shape[0] - bh), min(c // f, img.shape[1] - bw)
+        return summed[r + bh, c + bw] - summed[r, c + bw] - summed[r + bh, c] + summed[r, c]
+
+    rows = np.unique(np.r_[np.arange(0, h - sh + 1, max(sh // 4, 1)), h - sh])
+    cols = np.unique(np.r_[np.arange(0, w - sw + 1, max(sw // 4, 1)), w - sw])
+    best = max((energy(r, c), int(r), int(c)) for r in rows for c in cols)
+    if energy(*centre) >= SEARCH_CENTRE_SHARE * best[0]:
+        return centre
+    return best[1], best[2]
+
+
 def search_pixel_size(
     image: np.ndarray, *, model="default", device: str = "auto", threshold: float | None = None
 ) -> float | None:
@@ -214,8 +265,11 @@ def search_pixel_size(
 
     Starts from :func:`guess_pixel_size` (or the model's pixel size when the image shows no
     clear lattice) and runs :func:`atomseg.locate` at that pixel size times ``2 ** (k / 4)``
-    for ``k`` in ``SEARCH_STEPS`` (0.71 to 2 times it, within 0.05–0.5 Å), on a central crop
-    that the coarsest candidate resamples to ``SEARCH_CROP_PX`` pixels a side. At each
+    for ``k`` in ``SEARCH_STEPS`` (0.71 to 2 times it, within 0.05–0.5 Å), on a crop that the
+    coarsest candidate resamples to ``SEARCH_CROP_PX`` pixels a side: the image centre, or the
+    window with the most contrast at the lattice's scale where that is more than twice the
+    centre's (a particle in a corner of a field of vacuum; when the whole image shows no
+    lattice, the guess is taken from that window). At each
     candidate it counts the columns that the neighbouring candidates find too (within a quarter
     of the column spacing): too fine a scale makes the columns look small, and faint ones
     beside bright ones are dismissed as unresolved; too coarse a one splits irregular columns
@@ -257,13 +311,11 @@ def search_pixel_size(
     if model.pixel_size_angstrom is None:
         return None
     guess = guess_pixel_size(image)
-    centre = float(model.pixel_size_angstrom) if guess is None else guess
-    lo, hi = GUESS_RANGE_ANGSTROM
-    candidates = sorted({float(np.clip(centre * 2 ** (k / 4), lo, hi)) for k in SEARCH_STEPS})
-    side = max(int(SEARCH_CROP_PX * float(model.pixel_size_angstrom) / candidates[-1]), 32)
-    h, w = image.shape
-    r0, c0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
-    crop = image[r0 : r0 + side, c0 : c0 + side]
+    crop, candidates = _search_crop(image, guess, float(model.pixel_size_angstrom))
+    if guess is None:  # a small crystal in a large field: its lattice may show in the crop
+        guess = guess_pixel_size(crop)
+        if guess is not None:
+            crop, candidates = _search_crop(image, guess, float(model.pixel_size_angstrom))
     with warnings.catch_warnings():  # candidates far off draw check_pixel_size's warning
         warnings.simplefilter("ignore")
         found = [

@@ -350,3 +350,41 @@ def test_blank_frames_of_a_volume_have_no_columns():
     frames[1, 5, 5] = np.inf  # a bad frame is still named
     with pytest.raises(ValueError, match="frame 1"):
         locate_stack(frames, model=_oracle())
+
+
+def test_the_search_finds_a_particle_off_centre():
+    """A small DyScO3 particle in a corner of a 512² field of vacuum: the whole image shows no
+    clear lattice and the centre no columns, so the search runs where the particle is."""
+    import warnings
+
+    from atomseg.infer import guess_pixel_size, search_pixel_size
+    from atomseg.infer.scale import _busiest_window
+    from atomseg.models import load_model
+    from atomseg.sim import simulate_image
+
+    model = load_model("default", device="cpu")
+    s = simulate_image(
+        shape=(512, 512), seed=2, structure="DyScO3", zone_axis="100", scene="particle",
+        dose_e_per_A2=3e3, pixel_size_angstrom=0.1, amorphous_thickness_angstrom=0.0,
+        particle_center_angstrom=[-15.36, -15.36], particle_facet_distances_angstrom=[12.0] * 8,
+        particle_facet_angles_deg=[45.0 * k for k in range(8)],
+    )  # fmt: skip
+    assert guess_pixel_size(s.image) is None
+    r0, c0 = _busiest_window(s.image, 192, 18.0)
+    assert r0 < 100 and c0 < 100  # the particle's corner, not the centre (160, 160)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at_truth = len(locate(s.image, pixel_size_angstrom=0.1, model=model))
+        searched = search_pixel_size(s.image, model=model)
+        uncalibrated = len(locate(s.image, model=model))
+    assert at_truth >= 12
+    assert 0.08 <= searched <= 0.13
+    assert uncalibrated >= 0.9 * at_truth
+
+
+def test_the_search_window_stays_central_on_an_even_lattice():
+    from atomseg.infer.scale import _busiest_window
+
+    img, _ = _lattice_image(shape=(300, 300))
+    assert _busiest_window(img, 128, 8.0) == (86, 86)
+    assert _busiest_window(img, 400, 8.0) == (0, 0)
