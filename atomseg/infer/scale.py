@@ -41,6 +41,8 @@ SEARCH_CROP_PX = 384
 #: the search crop is the image centre unless a window elsewhere has more than 1 / this share
 #: of its contrast at the lattice's scale (a particle in a corner of a field of vacuum)
 SEARCH_CENTRE_SHARE = 0.5
+#: an image whose whole field shows no lattice is guessed from its busiest window of this side
+SEARCH_GUESS_WINDOW_PX = 512
 #: the guess is clipped to the pixel sizes the model was trained on, Å
 GUESS_RANGE_ANGSTROM = (0.05, 0.5)
 #: a reflection counts when its power exceeds this multiple of the band's median power
@@ -82,7 +84,7 @@ def lattice_spacing_px(image: np.ndarray) -> float | None:
     h, w = img.shape
     if min(h, w) < 16:
         return None
-    img = img - ndimage.gaussian_filter(img, min(h, w) / 16.0, mode="reflect")
+    img = img - _wide_blur(img, min(h, w) / 16.0)
     img = img * np.hanning(h)[:, None] * np.hanning(w)[None, :]
     power = np.abs(np.fft.rfft2(img)) ** 2
     power = ndimage.gaussian_filter(power, 0.7, mode="wrap")
@@ -102,6 +104,18 @@ def lattice_spacing_px(image: np.ndarray) -> float | None:
     wts = power[np.ix_(ys, xs)]
     f = float(np.sum(wts * freq[np.ix_(ys, xs)]) / np.sum(wts))
     return 1.0 / f
+
+
+def _wide_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of width ``sigma`` >= 32 px computed on a block-averaged copy (same below)."""
+    f = int(sigma // 32) if sigma >= 32 else 1
+    if f <= 1:
+        return ndimage.gaussian_filter(img, sigma, mode="reflect")
+    h, w = img.shape
+    small = img[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    small = ndimage.gaussian_filter(small, sigma / f, mode="reflect")
+    zoom = (h / small.shape[0], w / small.shape[1])
+    return ndimage.zoom(small, zoom, order=1, mode="nearest", grid_mode=True)
 
 
 def guess_pixel_size(image: np.ndarray) -> float | None:
@@ -224,11 +238,13 @@ def _search_crop(image: np.ndarray, guess: float | None, model_px: float):
     return image[r0 : r0 + side, c0 : c0 + side], candidates
 
 
-def _busiest_window(image: np.ndarray, side: int, period_px: float) -> tuple[int, int]:
+def _busiest_window(
+    image: np.ndarray, side: int, period_px: float, centre_share: float = SEARCH_CENTRE_SHARE
+) -> tuple[int, int]:
     """Top-left corner of the ``side``-wide window to search the scale on.
 
-    The image centre, unless a window elsewhere holds more than ``1 / SEARCH_CENTRE_SHARE``
-    times its lattice-scale contrast (the image band-passed between ``period_px`` / 6 and
+    The image centre, unless a window elsewhere holds more than ``1 / centre_share`` times its
+    lattice-scale contrast (the image band-passed between ``period_px`` / 6 and
     ``period_px``, squared and summed): a particle in a corner of a field of vacuum.
     Candidate windows are spaced a quarter of ``side`` apart; large images are block-averaged
     first (to about 1024 px a side, keeping 3 pixels per period).
@@ -253,7 +269,7 @@ def _busiest_window(image: np.ndarray, side: int, period_px: float) -> tuple[int
     rows = np.unique(np.r_[np.arange(0, h - sh + 1, max(sh // 4, 1)), h - sh])
     cols = np.unique(np.r_[np.arange(0, w - sw + 1, max(sw // 4, 1)), w - sw])
     best = max((energy(r, c), int(r), int(c)) for r in rows for c in cols)
-    if energy(*centre) >= SEARCH_CENTRE_SHARE * best[0]:
+    if energy(*centre) >= centre_share * best[0]:
         return centre
     return best[1], best[2]
 
@@ -269,7 +285,7 @@ def search_pixel_size(
     coarsest candidate resamples to ``SEARCH_CROP_PX`` pixels a side: the image centre, or the
     window with the most contrast at the lattice's scale where that is more than twice the
     centre's (a particle in a corner of a field of vacuum; when the whole image shows no
-    lattice, the guess is taken from that window). At each
+    lattice, the guess is taken from its busiest window of ``SEARCH_GUESS_WINDOW_PX``). At each
     candidate it counts the columns that the neighbouring candidates find too (within a quarter
     of the column spacing): too fine a scale makes the columns look small, and faint ones
     beside bright ones are dismissed as unresolved; too coarse a one splits irregular columns
@@ -310,12 +326,13 @@ def search_pixel_size(
     model = _get_model(model, device)
     if model.pixel_size_angstrom is None:
         return None
+    model_px = float(model.pixel_size_angstrom)
     guess = guess_pixel_size(image)
-    crop, candidates = _search_crop(image, guess, float(model.pixel_size_angstrom))
-    if guess is None:  # a small crystal in a large field: its lattice may show in the crop
-        guess = guess_pixel_size(crop)
-        if guess is not None:
-            crop, candidates = _search_crop(image, guess, float(model.pixel_size_angstrom))
+    if guess is None:  # a small crystal in a large field: its lattice may show around it
+        side = SEARCH_GUESS_WINDOW_PX
+        r0, c0 = _busiest_window(image, side, REFERENCE_SPACING_ANGSTROM / model_px, 1.0)
+        guess = guess_pixel_size(image[r0 : r0 + side, c0 : c0 + side])
+    crop, candidates = _search_crop(image, guess, model_px)
     with warnings.catch_warnings():  # candidates far off draw check_pixel_size's warning
         warnings.simplefilter("ignore")
         found = [

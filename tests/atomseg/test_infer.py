@@ -388,3 +388,31 @@ def test_the_search_window_stays_central_on_an_even_lattice():
     img, _ = _lattice_image(shape=(300, 300))
     assert _busiest_window(img, 128, 8.0) == (86, 86)
     assert _busiest_window(img, 400, 8.0) == (0, 0)
+
+
+def test_the_search_guesses_from_where_the_particle_is():
+    """A thin SrTiO3 particle in a corner of a 1024² field at 0.05 Å/px: the whole image's
+    spectrum shows no lattice, so the guess comes from the busiest 512² window; before, the
+    candidates sat around the model's 0.15 Å/px, 3x off, and nothing was found."""
+    import warnings
+
+    from atomseg.infer import guess_pixel_size, search_pixel_size
+    from atomseg.models import load_model
+    from atomseg.sim import simulate_image
+
+    model = load_model("default", device="cpu")
+    s = simulate_image(
+        shape=(1024, 1024), seed=11, structure="SrTiO3", zone_axis="100", scene="particle",
+        dose_e_per_A2=1e4, pixel_size_angstrom=0.05, amorphous_thickness_angstrom=0.0,
+        particle_center_angstrom=[-15.36, 15.36], particle_facet_distances_angstrom=[12.0] * 8,
+        particle_facet_angles_deg=[45.0 * k for k in range(8)],
+    )  # fmt: skip
+    assert guess_pixel_size(s.image) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at_truth = len(locate(s.image, pixel_size_angstrom=0.05, model=model))
+        searched = search_pixel_size(s.image, model=model)
+        uncalibrated = len(locate(s.image, model=model))
+    assert at_truth >= 20
+    assert 0.04 <= searched <= 0.07
+    assert uncalibrated >= 0.9 * at_truth
