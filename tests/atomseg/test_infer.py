@@ -352,31 +352,43 @@ def test_blank_frames_of_a_volume_have_no_columns():
         locate_stack(frames, model=_oracle())
 
 
-def test_the_search_finds_a_particle_off_centre():
-    """A small DyScO3 particle in a corner of a 512² field of vacuum: the whole image shows no
-    clear lattice and the centre no columns, so the search runs where the particle is."""
+def _corner_particle(shape, centre, **kw):
+    """A small particle (facets 12 Å from its centre) in a field of vacuum, searched and
+    located with and without its pixel size: (sample, calibrated count, searched pixel size,
+    uncalibrated count)."""
     import warnings
 
-    from atomseg.infer import guess_pixel_size, search_pixel_size
-    from atomseg.infer.scale import _busiest_window
+    from atomseg.infer import search_pixel_size
     from atomseg.models import load_model
     from atomseg.sim import simulate_image
 
     model = load_model("default", device="cpu")
     s = simulate_image(
-        shape=(512, 512), seed=2, structure="DyScO3", zone_axis="100", scene="particle",
-        dose_e_per_A2=3e3, pixel_size_angstrom=0.1, amorphous_thickness_angstrom=0.0,
-        particle_center_angstrom=[-15.36, -15.36], particle_facet_distances_angstrom=[12.0] * 8,
-        particle_facet_angles_deg=[45.0 * k for k in range(8)],
+        shape=shape, scene="particle", amorphous_thickness_angstrom=0.0,
+        particle_center_angstrom=centre, particle_facet_distances_angstrom=[12.0] * 8,
+        particle_facet_angles_deg=[45.0 * k for k in range(8)], **kw,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        at_truth = len(locate(s.image, pixel_size_angstrom=s.pixel_size_angstrom, model=model))
+        searched = search_pixel_size(s.image, model=model)
+        uncalibrated = len(locate(s.image, model=model))
+    return s, at_truth, searched, uncalibrated
+
+
+def test_the_search_finds_a_particle_off_centre():
+    """A small DyScO3 particle in a corner of a 512² field of vacuum: the whole image shows no
+    clear lattice and the centre no columns, so the search runs where the particle is."""
+    from atomseg.infer import guess_pixel_size
+    from atomseg.infer.scale import _busiest_window
+
+    s, at_truth, searched, uncalibrated = _corner_particle(
+        (512, 512), [-15.36, -15.36], seed=2, structure="DyScO3", zone_axis="100",
+        dose_e_per_A2=3e3, pixel_size_angstrom=0.1,
     )  # fmt: skip
     assert guess_pixel_size(s.image) is None
     r0, c0 = _busiest_window(s.image, 192, 18.0)
     assert r0 < 100 and c0 < 100  # the particle's corner, not the centre (160, 160)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        at_truth = len(locate(s.image, pixel_size_angstrom=0.1, model=model))
-        searched = search_pixel_size(s.image, model=model)
-        uncalibrated = len(locate(s.image, model=model))
     assert at_truth >= 12
     assert 0.08 <= searched <= 0.13
     assert uncalibrated >= 0.9 * at_truth
@@ -394,25 +406,13 @@ def test_the_search_guesses_from_where_the_particle_is():
     """A thin SrTiO3 particle in a corner of a 1024² field at 0.05 Å/px: the whole image's
     spectrum shows no lattice, so the guess comes from the busiest 512² window; before, the
     candidates sat around the model's 0.15 Å/px, 3x off, and nothing was found."""
-    import warnings
+    from atomseg.infer import guess_pixel_size
 
-    from atomseg.infer import guess_pixel_size, search_pixel_size
-    from atomseg.models import load_model
-    from atomseg.sim import simulate_image
-
-    model = load_model("default", device="cpu")
-    s = simulate_image(
-        shape=(1024, 1024), seed=11, structure="SrTiO3", zone_axis="100", scene="particle",
-        dose_e_per_A2=1e4, pixel_size_angstrom=0.05, amorphous_thickness_angstrom=0.0,
-        particle_center_angstrom=[-15.36, 15.36], particle_facet_distances_angstrom=[12.0] * 8,
-        particle_facet_angles_deg=[45.0 * k for k in range(8)],
+    s, at_truth, searched, uncalibrated = _corner_particle(
+        (1024, 1024), [-15.36, 15.36], seed=11, structure="SrTiO3", zone_axis="100",
+        dose_e_per_A2=1e4, pixel_size_angstrom=0.05,
     )  # fmt: skip
     assert guess_pixel_size(s.image) is None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        at_truth = len(locate(s.image, pixel_size_angstrom=0.05, model=model))
-        searched = search_pixel_size(s.image, model=model)
-        uncalibrated = len(locate(s.image, model=model))
     assert at_truth >= 20
     assert 0.04 <= searched <= 0.07
     assert uncalibrated >= 0.9 * at_truth
