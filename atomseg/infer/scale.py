@@ -107,7 +107,8 @@ def lattice_spacing_px(image: np.ndarray) -> float | None:
 
 
 def _wide_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of width ``sigma`` >= 32 px computed on a block-averaged copy (same below)."""
+    """Gaussian blur (reflecting edges); from ``sigma`` = 64 px on a copy block-averaged by
+    ``sigma // 32`` and interpolated back (a 2048² image: 0.35 s instead of 3.7)."""
     f = int(sigma // 32) if sigma >= 32 else 1
     if f <= 1:
         return ndimage.gaussian_filter(img, sigma, mode="reflect")
@@ -241,7 +242,7 @@ def _search_crop(image: np.ndarray, guess: float | None, model_px: float):
 def _busiest_window(
     image: np.ndarray, side: int, period_px: float, centre_share: float = SEARCH_CENTRE_SHARE
 ) -> tuple[int, int]:
-    """Top-left corner of the ``side``-wide window to search the scale on.
+    """Top-left corner of the ``side``-wide window the scale is guessed or searched on.
 
     The image centre, unless a window elsewhere holds more than ``1 / centre_share`` times its
     lattice-scale contrast (the image band-passed between ``period_px`` / 6 and
@@ -328,8 +329,8 @@ def search_pixel_size(
         return None
     model_px = float(model.pixel_size_angstrom)
     guess = guess_pixel_size(image)
-    if guess is None:  # a small crystal in a large field: its lattice may show around it
-        side = SEARCH_GUESS_WINDOW_PX
+    side = SEARCH_GUESS_WINDOW_PX
+    if guess is None and max(image.shape) > side:  # a small crystal in a large field
         r0, c0 = _busiest_window(image, side, REFERENCE_SPACING_ANGSTROM / model_px, 1.0)
         guess = guess_pixel_size(image[r0 : r0 + side, c0 : c0 + side])
     crop, candidates = _search_crop(image, guess, model_px)
