@@ -540,6 +540,14 @@ def _is_blank(frame: np.ndarray) -> bool:
     return bool(np.isfinite(first) and np.all(arr == first))
 
 
+def _check_frame(frame: np.ndarray, i: int) -> np.ndarray:
+    """:func:`_check_image` for frame ``i`` of a stack, the error naming the frame."""
+    try:
+        return _check_image(frame, what=f"frame {i}")
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"stack {exc}") from None
+
+
 def _frames(stack, axis: int, start: int = 0):
     ndim = len(stack.shape)
     if ndim != 3:
@@ -633,18 +641,11 @@ def locate_stack(
     if search:
         middle = next(_frames(stack, axis, start=n // 2), (None, None))[1]
         if middle is not None and not _is_blank(middle):
-            try:
-                middle = _check_image(middle, what=f"frame {n // 2}")
-            except (ValueError, TypeError) as exc:
-                raise type(exc)(f"stack {exc}") from None
-            searched = search_pixel_size(middle, model=model)
+            searched = search_pixel_size(_check_frame(middle, n // 2), model=model)
     for i, frame in tqdm(frames, total=n, desc="frames", disable=not progress):
         if _is_blank(frame):  # empty space (outside a reconstruction's circle): no columns
             continue
-        try:
-            image = _check_image(frame, what=f"frame {i}")
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"stack {exc}") from None
+        image = _check_frame(frame, i)
         if searched is _SEARCH and search:  # the middle frame was blank
             searched = search_pixel_size(image, model=model)
         f, resampled, x, p_net = _prepare(

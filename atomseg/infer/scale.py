@@ -113,10 +113,15 @@ def _wide_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     if f <= 1:
         return ndimage.gaussian_filter(img, sigma, mode="reflect")
     h, w = img.shape
-    small = img[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
-    small = ndimage.gaussian_filter(small, sigma / f, mode="reflect")
+    small = ndimage.gaussian_filter(_block_mean(img, f), sigma / f, mode="reflect")
     zoom = (h / small.shape[0], w / small.shape[1])
     return ndimage.zoom(small, zoom, order=1, mode="nearest", grid_mode=True)
+
+
+def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
+    """Means of ``f`` x ``f`` blocks (the last rows and columns that do not fill one dropped)."""
+    h, w = img.shape
+    return img[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
 
 
 def guess_pixel_size(image: np.ndarray) -> float | None:
@@ -232,10 +237,10 @@ def _candidates(centre: float) -> list[float]:
 
 def _search_crop(image: np.ndarray, guess: float | None, model_px: float):
     """The crop the search runs on, and the candidate pixel sizes (Å), for a guess or None."""
-    candidates = _candidates(model_px if guess is None else guess)
+    centre = model_px if guess is None else guess
+    candidates = _candidates(centre)
     side = max(int(SEARCH_CROP_PX * model_px / candidates[-1]), 32)
-    period = REFERENCE_SPACING_ANGSTROM / (model_px if guess is None else guess)
-    r0, c0 = _busiest_window(image, side, period)
+    r0, c0 = _busiest_window(image, side, REFERENCE_SPACING_ANGSTROM / centre)
     return image[r0 : r0 + side, c0 : c0 + side], candidates
 
 
@@ -256,8 +261,7 @@ def _busiest_window(
     if (sh, sw) == (h, w):
         return centre
     f = int(max(1, min(np.ceil(max(h, w) / 1024), period_px // 3)))
-    img = np.asarray(image[: h - h % f, : w - w % f], dtype=np.float32)
-    img = img.reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    img = _block_mean(np.asarray(image, dtype=np.float32), f)
     sigma = max(float(period_px) / f, 3.0)
     band = ndimage.gaussian_filter(img, sigma / 6.0) - ndimage.gaussian_filter(img, sigma)
     summed = np.pad(np.cumsum(np.cumsum(band.astype(np.float64) ** 2, 0), 1), ((1, 0), (1, 0)))
