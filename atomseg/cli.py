@@ -68,6 +68,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         axis=args.axis,
         guess_scale=not args.no_guess_scale,
         atoms=args.atoms,
+        invert=args.invert,
     )
     return 0
 
@@ -196,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a 3-D input is a tomogram: link its slices into one row per atom "
         "(plane, row, col; atomseg.locate_atoms); the overlay is its maximum projection",
+    )
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="columns dark (a BF/ABF image): detect on the image's negative (its maximum minus "
+        "it); the CSV's intensity is of the negative, the overlay shows the image as it is",
     )
     p.add_argument(
         "--no-guess-scale",

@@ -45,6 +45,27 @@ def test_atomseg_detect_says_a_guessed_scale_once(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_atomseg_detect_inverts_a_bright_field_image(tmp_path, capsys):
+    img = _columns_image()
+    np.save(tmp_path / "adf.npy", img)
+    np.save(tmp_path / "bf.npy", 3.0 - img)  # columns dark
+    calibrated = ["--pixel-size", "0.15"]
+    assert atomseg_main(["detect", str(tmp_path / "adf.npy"), "-o", str(tmp_path / "adf.csv"),
+                         *calibrated]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+    argv = ["detect", str(tmp_path / "bf.npy"), *calibrated]
+    assert atomseg_main([*argv, "-o", str(tmp_path / "bf.csv")]) == 0
+    assert "warning: the image looks inverted" in capsys.readouterr().err
+    overlay = tmp_path / "bf.png"
+    assert atomseg_main([*argv, "--invert", "-o", str(tmp_path / "inv.csv"),
+                         "--overlay", str(overlay)]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+    adf, inv = pd.read_csv(tmp_path / "adf.csv"), pd.read_csv(tmp_path / "inv.csv")
+    assert len(adf) == 64
+    np.testing.assert_allclose(inv[["row", "col"]], adf[["row", "col"]], atol=1e-3)
+    assert overlay.stat().st_size > 0
+
+
 def test_atomseg_detect_atoms_of_a_tomogram(tmp_path):
     n, voxel = 40, 0.35
     atoms = np.array([[a, b, c] for a in (14, 25) for b in (13, 26) for c in (15, 24)], float)

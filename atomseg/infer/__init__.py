@@ -5,11 +5,13 @@
 ``locate_atoms`` links a tomogram's slices into one row per atom (3D, sub-voxel).
 ``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice and
 ``search_pixel_size`` (what the functions above use) refines it with the network;
-``check_pixel_size`` says when a given one looks wrong (the three functions above warn then).
+``check_pixel_size`` says when a given one looks wrong and ``check_polarity`` when the image
+looks inverted (BF/ABF contrast, columns dark); the three functions above warn then.
 """
 
 from atomseg.infer.atoms import link_frames, locate_atoms
 from atomseg.infer.columns import detect_files, locate, locate_stack, save_overlay, segment
+from atomseg.infer.polarity import INVERTED_SKEWNESS, check_polarity, polarity_skewness
 from atomseg.infer.scale import (
     check_pixel_size,
     guess_pixel_size,
@@ -29,4 +31,7 @@ __all__ = [
     "search_pixel_size",
     "check_pixel_size",
     "lattice_spacing_px",
+    "check_polarity",
+    "polarity_skewness",
+    "INVERTED_SKEWNESS",
 ]

@@ -134,19 +134,22 @@ GUESSED_SCALE_WARNING = (
 )
 
 
-def _warn_pixel_size(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> None:
-    """Warn when a given pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`), or
-    when none was given and the image was resampled by a searched one (``p_net``, from
-    :func:`_prepare`, is then set: ``GUESSED_SCALE_WARNING``)."""
-    if pixel_size_angstrom is None:
-        if p_net is not None:
-            warnings.warn(GUESSED_SCALE_WARNING, UserWarning, stacklevel=stacklevel)
-        return
+def _warn_input(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> None:
+    """Warn when the image looks inverted (:func:`atomseg.infer.check_polarity`), when a given
+    pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`), or when none was given and
+    the image was resampled by a searched one (``p_net``, from :func:`_prepare`, is then set:
+    ``GUESSED_SCALE_WARNING``)."""
+    from atomseg.infer.polarity import check_polarity
     from atomseg.infer.scale import check_pixel_size
 
-    doubt = check_pixel_size(image, pixel_size_angstrom)
-    if doubt:
-        warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
+    doubts = [check_polarity(image)]
+    if pixel_size_angstrom is not None:
+        doubts.append(check_pixel_size(image, pixel_size_angstrom))
+    elif p_net is not None:
+        doubts.append(GUESSED_SCALE_WARNING)
+    for doubt in doubts:
+        if doubt:
+            warnings.warn(doubt, UserWarning, stacklevel=stacklevel)
 
 
 def _searches(pixel_size_angstrom, guess_scale, model) -> bool:
@@ -221,7 +224,7 @@ def segment(
     image = _check_image(image)
     model = _get_model(model, device)
     f, _, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
-    _warn_pixel_size(image, pixel_size_angstrom, p_net)
+    _warn_input(image, pixel_size_angstrom, p_net)
     prob = _probabilities(model, x[None])[0]
     if _native(f):
         return prob
@@ -525,10 +528,18 @@ def locate(
     """
     image = _check_image(image)
     model = _get_model(model, device)
+    table, p_net = _locate(image, pixel_size_angstrom, model, threshold, guess_scale)
+    _warn_input(image, pixel_size_angstrom, p_net)
+    return table
+
+
+def _locate(image, pixel_size_angstrom, model, threshold, guess_scale=True):
+    """:func:`locate` on a checked image and a loaded model, without the input's warnings:
+    returns (table, p_net)."""
     f, resampled, x, p_net = _prepare(image, pixel_size_angstrom, model, guess_scale)
-    _warn_pixel_size(image, pixel_size_angstrom, p_net)
     prob = _probabilities(model, x[None])[0]
-    return _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, p_net=p_net)
+    table = _detect(prob, resampled, image, f, model, pixel_size_angstrom, threshold, p_net=p_net)
+    return table, p_net
 
 
 def _is_blank(frame: np.ndarray) -> bool:
@@ -652,7 +663,7 @@ def locate_stack(
             image, pixel_size_angstrom, model, guess_scale, searched=searched
         )
         if not tables and not pending:  # the first frame stands for the stack
-            _warn_pixel_size(image, pixel_size_angstrom, p_net)
+            _warn_input(image, pixel_size_angstrom, p_net)
         if pending and x.shape != pending[0][5].shape:
             flush()
         pending.append((i, image, resampled, f, p_net, x))
@@ -710,6 +721,17 @@ def save_overlay(
             os.remove(tmp)
 
 
+def _negative(image) -> np.ndarray:
+    """An image or stack with its contrast inverted (its maximum minus it), as float32; the
+    checks of ``locate`` still see NaN or infinite values (the maximum ignores them)."""
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf" or arr.size == 0:
+        return arr
+    arr = arr.astype(np.float32)
+    finite = arr[np.isfinite(arr)]
+    return (finite.max() if finite.size else 0.0) - arr
+
+
 def detect_files(
     inputs: Sequence[str],
     *,
@@ -720,6 +742,7 @@ def detect_files(
     axis: int = 0,
     guess_scale: bool = True,
     atoms: bool = False,
+    invert: bool = False,
 ) -> list[pd.DataFrame]:
     """Run :func:`locate` / :func:`locate_stack` on files and write CSV tables (``atomseg detect``).
 
@@ -729,7 +752,9 @@ def detect_files(
     ``overlay`` is a PNG path for one single image, otherwise a folder. ``guess_scale`` is
     passed to :func:`locate` / :func:`locate_stack`. With ``atoms``, a 3-D input is a
     tomogram: :func:`atomseg.infer.locate_atoms` gives one row per atom, and its overlay is the
-    maximum projection along ``axis`` with the atoms on it.
+    maximum projection along ``axis`` with the atoms on it. With ``invert`` (columns dark: a
+    BF/ABF image) each input is run as its negative (its maximum minus it; the tables'
+    ``intensity`` is of that negative) and the overlays show the input as it is.
 
     Examples
     --------
@@ -758,6 +783,9 @@ def detect_files(
         if pixel_size_angstrom is not None:
             px = pixel_size_angstrom
         stem = Path(str(spec).split(":/")[0]).stem
+        shown_image = image
+        if invert:
+            image = _negative(image)
         if image.ndim == 2:
             table = locate(image, pixel_size_angstrom=px, model=model, guess_scale=guess_scale)
         elif atoms:
@@ -792,14 +820,17 @@ def detect_files(
             shown = pd.DataFrame(
                 {"row": table[rc[0]], "col": table[rc[1]], "score": table["score"], "radius": 3.0}
             )
-            save_overlay(np.max(image, axis=axis), shown, ov, title=f"{stem}: {len(table)} atoms")
+            projection = np.max(shown_image, axis=axis)
+            save_overlay(projection, shown, ov, title=f"{stem}: {len(table)} atoms")
         elif overlay:
             ov = Path(overlay)
             if image.ndim == 2 and not many and not ov.is_dir():
-                save_overlay(image, table, ov, title=f"{stem}: {len(table)} columns")
+                save_overlay(shown_image, table, ov, title=f"{stem}: {len(table)} columns")
             else:
                 ov.mkdir(parents=True, exist_ok=True)
-                frames = [(None, image)] if image.ndim == 2 else list(_frames(image, axis))
+                frames = (
+                    [(None, shown_image)] if image.ndim == 2 else list(_frames(shown_image, axis))
+                )
                 for i, frame in frames:
                     sub = table if i is None else table[table["frame"] == i]
                     name = stem if i is None else f"{stem}_{i:04d}"

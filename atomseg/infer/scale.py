@@ -323,9 +323,7 @@ def search_pixel_size(
     >>> 0.08 <= search_pixel_size(s.image) <= 0.15
     True
     """
-    import warnings
-
-    from atomseg.infer.columns import _check_image, _get_model, locate
+    from atomseg.infer.columns import _check_image, _get_model, _locate
 
     image = _check_image(image)
     model = _get_model(model, device)
@@ -338,14 +336,12 @@ def search_pixel_size(
         r0, c0 = _busiest_window(image, side, REFERENCE_SPACING_ANGSTROM / model_px, 1.0)
         guess = guess_pixel_size(image[r0 : r0 + side, c0 : c0 + side])
     crop, candidates = _search_crop(image, guess, model_px)
-    with warnings.catch_warnings():  # candidates far off draw check_pixel_size's warning
-        warnings.simplefilter("ignore")
-        found = [
-            locate(crop, pixel_size_angstrom=p, model=model, threshold=threshold)[
-                ["row", "col"]
-            ].to_numpy(dtype=float)
-            for p in candidates
-        ]
+    if crop.max() == crop.min():  # a constant window (its busiest): nothing to search on
+        return guess
+    found = [  # without locate's warnings: candidates far off would draw check_pixel_size's
+        _locate(crop, p, model, threshold)[0][["row", "col"]].to_numpy(dtype=float)
+        for p in candidates
+    ]
     k = _plateau_middle(_stable_counts(found), SEARCH_PLATEAU)
     if k is None:
         return guess

@@ -416,3 +416,44 @@ def test_the_search_guesses_from_where_the_particle_is():
     assert at_truth >= 20
     assert 0.04 <= searched <= 0.07
     assert uncalibrated >= 0.9 * at_truth
+
+
+@pytest.mark.parametrize(
+    "structure, zone_axis, scene",
+    [("SrTiO3", "100", "slab"), ("GaAs", "110", "slab"), ("Au", "110", "particle"),
+     ("DyScO3", "100", "slab")],
+)  # fmt: skip
+def test_adf_images_read_bright_and_their_negatives_dark(structure, zone_axis, scene):
+    from atomseg.infer import INVERTED_SKEWNESS, check_polarity, polarity_skewness
+    from atomseg.sim import simulate_image
+
+    s = simulate_image(shape=(128, 128), seed=3, structure=structure, zone_axis=zone_axis,
+                       scene=scene, dose_e_per_A2=1e5)  # fmt: skip
+    skew = polarity_skewness(s.image)
+    assert skew > -INVERTED_SKEWNESS
+    assert polarity_skewness(s.image.max() - s.image) == pytest.approx(-skew, abs=1e-6)
+    assert check_polarity(s.image) is None
+    assert "looks inverted" in check_polarity(7.0 - 2.0 * s.image)
+
+
+def test_an_inverted_image_is_warned_about_once():
+    import warnings
+
+    from atomseg.infer import check_polarity
+    from atomseg.sim import simulate_image
+
+    s = simulate_image(shape=(128, 128), seed=3, dose_e_per_A2=1e5, scene="slab")
+    px, model = s.pixel_size_angstrom, _oracle()
+    inverted = s.image.max() - s.image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the ADF image: nothing to say
+        locate(s.image, pixel_size_angstrom=px, model=model)
+    for run in (locate, segment):
+        with pytest.warns(UserWarning, match="looks inverted") as record:
+            run(inverted, pixel_size_angstrom=px, model=model)
+        assert len(record) == 1
+    with pytest.warns(UserWarning) as record:
+        locate_stack(np.stack([inverted] * 3), pixel_size_angstrom=px, model=model)
+    assert sum("looks inverted" in str(w.message) for w in record) == 1  # once per stack
+    noise = np.random.default_rng(0).random((128, 128))
+    assert check_polarity(noise) is None and check_polarity(-noise) is None  # no lattice
