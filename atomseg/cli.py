@@ -56,6 +56,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _smooth_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        sigma = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'auto' or a sigma in pixels, got {text!r}") from None
+    if not sigma >= 0 or sigma == float("inf"):
+        raise argparse.ArgumentTypeError(f"the sigma must be finite and >= 0, got {text!r}")
+    return sigma
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
     from atomseg.infer import detect_files
 
@@ -69,6 +81,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         guess_scale=not args.no_guess_scale,
         atoms=args.atoms,
         invert=args.invert,
+        overlay_smooth=args.overlay_smooth,
     )
     return 0
 
@@ -190,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, help="pixel size in Å (overrides the file's)")
     p.add_argument("-o", "--output", help="CSV file, or a folder for one CSV per input")
     p.add_argument("--overlay", help="PNG file (or folder) with detections drawn on the image")
+    p.add_argument(
+        "--overlay-smooth",
+        type=_smooth_arg,
+        default="auto",
+        metavar="SIGMA",
+        help="Gaussian sigma (px) the overlay shows the image smoothed by, 0 for its raw pixels "
+        "(default auto: noisy low-dose images by half a column radius, clean ones not at all)",
+    )
     p.add_argument("--model", default="default", help="model name or folder (default: default)")
     p.add_argument("--axis", type=int, default=0, help="frame axis of a stack (default 0)")
     p.add_argument(

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from atomseg.cli import main as atomseg_main
 from tomocnn.cli import main as tomocnn_main
@@ -58,7 +59,7 @@ def test_atomseg_detect_inverts_a_bright_field_image(tmp_path, capsys):
     assert "warning: the image looks inverted" in capsys.readouterr().err
     overlay = tmp_path / "bf.png"
     assert atomseg_main([*argv, "--invert", "-o", str(tmp_path / "inv.csv"),
-                         "--overlay", str(overlay)]) == 0  # fmt: skip
+                         "--overlay", str(overlay), "--overlay-smooth", "0"]) == 0  # fmt: skip
     assert "warning" not in capsys.readouterr().err
     adf, inv = pd.read_csv(tmp_path / "adf.csv"), pd.read_csv(tmp_path / "inv.csv")
     assert len(adf) == 64
@@ -103,6 +104,15 @@ def test_atomseg_errors_are_clean(tmp_path, capsys):
     np.save(tmp_path / "ok.npy", _columns_image())
     assert atomseg_main(["detect", str(tmp_path / "ok.npy"), "--model", "nope"]) == 2
     assert "available" in capsys.readouterr().err
+
+
+def test_atomseg_detect_rejects_a_bad_overlay_sigma(tmp_path, capsys):
+    np.save(tmp_path / "ok.npy", _columns_image())
+    for bad in ("-1", "nan", "wide"):
+        with pytest.raises(SystemExit) as stop:
+            atomseg_main(["detect", str(tmp_path / "ok.npy"), "--overlay-smooth", bad])
+        assert stop.value.code == 2
+        assert "--overlay-smooth" in capsys.readouterr().err
 
 
 def test_models_are_listed(capsys):

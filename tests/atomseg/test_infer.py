@@ -457,3 +457,23 @@ def test_an_inverted_image_is_warned_about_once():
     assert sum("looks inverted" in str(w.message) for w in record) == 1  # once per stack
     noise = np.random.default_rng(0).random((128, 128))
     assert check_polarity(noise) is None and check_polarity(-noise) is None  # no lattice
+
+
+def test_overlays_show_noisy_images_smoothed(tmp_path):
+    from atomseg.infer import save_overlay
+    from atomseg.infer.columns import _shown
+
+    clean, pos = _lattice_image(shape=(128, 128))
+    table = pd.DataFrame({"row": pos[:, 0], "col": pos[:, 1], "score": 1.0, "radius": 2.4})
+    noisy = clean + np.random.default_rng(0).normal(0, 0.3, clean.shape).astype(np.float32)
+    shown, sigma = _shown(clean, table, "auto")
+    assert sigma == 0 and shown is clean
+    shown, sigma = _shown(noisy, table, "auto")
+    assert sigma == pytest.approx(1.2)  # half the columns' radius
+    assert np.std(shown - clean) < 0.5 * np.std(noisy - clean)
+    assert _shown(noisy, table.iloc[:0], "auto")[1] == 1.0  # nothing found: 1 px
+    assert _shown(noisy, table, None)[1] == 0 and _shown(clean, table, 2.0)[1] == 2.0
+    with pytest.raises(ValueError, match="smooth must be"):
+        _shown(clean, table, -1.0)
+    save_overlay(noisy, table, tmp_path / "o.png")
+    assert (tmp_path / "o.png").stat().st_size > 0 and not list(tmp_path.glob("*.tmp*"))
