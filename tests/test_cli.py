@@ -56,7 +56,7 @@ def test_atomseg_detect_inverts_a_bright_field_image(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     argv = ["detect", str(tmp_path / "bf.npy"), *calibrated]
     assert atomseg_main([*argv, "-o", str(tmp_path / "bf.csv")]) == 0
-    assert "warning: the image looks inverted" in capsys.readouterr().err
+    assert f"warning: {tmp_path / 'bf.npy'}: the image looks inverted" in capsys.readouterr().err
     overlay = tmp_path / "bf.png"
     assert atomseg_main([*argv, "--invert", "-o", str(tmp_path / "inv.csv"),
                          "--overlay", str(overlay), "--overlay-smooth", "0"]) == 0  # fmt: skip
@@ -104,6 +104,39 @@ def test_atomseg_errors_are_clean(tmp_path, capsys):
     np.save(tmp_path / "ok.npy", _columns_image())
     assert atomseg_main(["detect", str(tmp_path / "ok.npy"), "--model", "nope"]) == 2
     assert "available" in capsys.readouterr().err
+
+
+def test_atomseg_detect_goes_on_past_a_bad_input(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", _columns_image())
+    np.save(tmp_path / "bad.npy", np.full((64, 64), np.nan))
+    np.save(tmp_path / "c.npy", 3.0 - _columns_image())  # columns dark
+    names = [str(tmp_path / f"{n}.npy") for n in ("a", "bad", "c")]
+    assert (
+        atomseg_main(["detect", *names, "-o", str(tmp_path / "out"), "--pixel-size", "0.15"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "1 of 3 inputs failed (the others were written)" in err and "bad.npy: image" in err
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"a.csv", "c.csv"}
+    assert f"warning: {names[2]}: the image looks inverted" in err  # says which input
+    assert "warning: " + names[0] not in err
+
+
+def test_atomseg_detect_names_each_output_once(tmp_path, capsys):
+    import h5py
+
+    for sub in ("d1", "d2"):
+        (tmp_path / sub).mkdir()
+        np.save(tmp_path / sub / "x.npy", _columns_image())
+    same = [str(tmp_path / sub / "x.npy") for sub in ("d1", "d2")]
+    assert atomseg_main(["detect", *same, "-o", str(tmp_path / "out")]) == 2
+    assert "would both be written as 'x'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any work
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f["exchange/a"] = _columns_image()
+        f["exchange/b"] = _columns_image()
+    specs = [f"{tmp_path / 'f.h5'}:/exchange/{d}" for d in ("a", "b")]
+    assert atomseg_main(["detect", *specs, "-o", str(tmp_path / "h5"), "--pixel-size", "0.15"]) == 0
+    assert {p.name for p in (tmp_path / "h5").iterdir()} == {"f_exchange_a.csv", "f_exchange_b.csv"}
 
 
 def test_atomseg_detect_rejects_a_bad_overlay_sigma(tmp_path, capsys):

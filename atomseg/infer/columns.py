@@ -794,6 +794,12 @@ def detect_files(
     ``intensity`` is of that negative) and the overlays show the input as it is.
     ``overlay_smooth`` is :func:`save_overlay`'s ``smooth``.
 
+    Several inputs: each one's warnings name it (a searched scale is said once), an input that
+    fails (unreadable, NaN...) is reported and the others are still run, and a ValueError at
+    the end lists the failures. Two inputs that would write the same output name (``x.npy`` in
+    two folders) are refused before any work; an HDF5 input's name includes its dataset
+    (``f.h5:/exchange/data`` → ``f_exchange_data.csv``).
+
     Examples
     --------
     >>> detect_files(["missing.npy"])
@@ -804,8 +810,6 @@ def detect_files(
     import sys
     from pathlib import Path
 
-    from atomseg.io import read_image, write_table_csv
-
     for spec in inputs:  # fail on a mistyped name before loading anything
         if not Path(str(spec).split(":/")[0]).exists():
             raise FileNotFoundError(f"input not found: {spec}")
@@ -813,69 +817,115 @@ def detect_files(
     many = len(inputs) > 1
     as_dir = output and (many or Path(output).is_dir() or Path(output).suffix.lower() != ".csv")
     out_dir = Path(output) if as_dir else None
+    stems = [_output_stem(spec) for spec in inputs]
+    if out_dir is not None or (overlay and many):  # one output name per input
+        first: dict[str, str] = {}
+        for spec, stem in zip(inputs, stems):
+            if stem in first:
+                raise ValueError(
+                    f"inputs {first[stem]} and {spec} would both be written as {stem!r}: "
+                    "rename one or run them separately"
+                )
+            first[stem] = spec
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for spec in inputs:
-        image, px = read_image(spec)
-        if pixel_size_angstrom is not None:
-            px = pixel_size_angstrom
-        stem = Path(str(spec).split(":/")[0]).stem
-        shown_image = image
-        if invert:
-            image = _negative(image)
-        if image.ndim == 2:
-            table = locate(image, pixel_size_angstrom=px, model=model, guess_scale=guess_scale)
-        elif atoms:
-            from atomseg.infer.atoms import locate_atoms
-
-            table = locate_atoms(
-                image, voxel_size_angstrom=px, axis=axis, model=model, progress=True
-            )
-        else:
-            table = locate_stack(
-                image,
-                axis=axis,
-                pixel_size_angstrom=px,
-                model=model,
-                progress=True,
-                guess_scale=guess_scale,
-            )
-        results.append(table)
-        if out_dir is not None:
-            write_table_csv(table, out_dir / f"{stem}.csv")
-        elif output:
-            write_table_csv(table, output)
-        else:
-            table.to_csv(sys.stdout, index=False)
-        if overlay and atoms and image.ndim == 3:
-            ov = Path(overlay)
-            if many or ov.is_dir():
-                ov.mkdir(parents=True, exist_ok=True)
-                ov = ov / f"{stem}.png"
-            plane = ["plane", "row", "col"]
-            rc = [plane[a] for a in range(3) if a != axis % 3]
-            shown = pd.DataFrame(
-                {"row": table[rc[0]], "col": table[rc[1]], "score": table["score"], "radius": 3.0}
-            )
-            projection = np.max(shown_image, axis=axis)
-            save_overlay(projection, shown, ov, title=f"{stem}: {len(table)} atoms",
-                         smooth=overlay_smooth)  # fmt: skip
-        elif overlay:
-            ov = Path(overlay)
-            if image.ndim == 2 and not many and not ov.is_dir():
-                save_overlay(shown_image, table, ov, title=f"{stem}: {len(table)} columns",
-                             smooth=overlay_smooth)  # fmt: skip
-            else:
-                ov.mkdir(parents=True, exist_ok=True)
-                frames = (
-                    [(None, shown_image)] if image.ndim == 2 else list(_frames(shown_image, axis))
-                )
-                for i, frame in frames:
-                    sub = table if i is None else table[table["frame"] == i]
-                    name = stem if i is None else f"{stem}_{i:04d}"
-                    save_overlay(frame, sub, ov / f"{name}.png", title=f"{name}: {len(sub)}",
-                                 smooth=overlay_smooth)  # fmt: skip
-        what = "atoms" if atoms and image.ndim == 3 else "columns"
-        print(f"{spec}: {len(table)} {what}", file=sys.stderr)
+    options = dict(output=output, out_dir=out_dir, pixel_size_angstrom=pixel_size_angstrom,
+                   model=model, overlay=overlay, axis=axis, guess_scale=guess_scale, atoms=atoms,
+                   invert=invert, overlay_smooth=overlay_smooth, many=many)  # fmt: skip
+    results, failed = [], []
+    for spec, stem in zip(inputs, stems):
+        caught: list = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                results.append(_detect_file(spec, stem, **options))
+        except (ValueError, KeyError, OSError, TypeError) as exc:
+            if not many:
+                raise
+            reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            path = str(spec).split(":/")[0]
+            reason = reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
+            failed.append(f"{spec}: {reason}")
+            print(f"{spec}: failed: {reason}", file=sys.stderr)
+        finally:  # said again, naming the input (a searched scale: once, as before)
+            for w in caught:
+                said = str(w.message)
+                said = said if said == GUESSED_SCALE_WARNING else f"{spec}: {said}"
+                warnings.warn(said, w.category, stacklevel=2)
+    if failed:
+        raise ValueError(
+            f"{len(failed)} of {len(inputs)} inputs failed (the others were written): "
+            + "; ".join(failed)
+        )
     return results
+
+
+def _output_stem(spec) -> str:
+    """The name an input's CSV and overlay get: the file's stem, plus the dataset of an
+    HDF5 input (``file.h5:/exchange/data`` → ``file_exchange_data``)."""
+    from pathlib import Path
+
+    path, _, dataset = str(spec).partition(":/")
+    stem = Path(path).stem
+    dataset = dataset.strip("/").replace("/", "_")
+    return f"{stem}_{dataset}" if dataset else stem
+
+
+def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, overlay, axis,
+                 guess_scale, atoms, invert, overlay_smooth, many) -> pd.DataFrame:  # fmt: skip
+    """One input of :func:`detect_files`: read, detect, write its table and overlay."""
+    import sys
+    from pathlib import Path
+
+    from atomseg.io import read_image, write_table_csv
+
+    image, px = read_image(spec)
+    if pixel_size_angstrom is not None:
+        px = pixel_size_angstrom
+    shown_image = image
+    if invert:
+        image = _negative(image)
+    if image.ndim == 2:
+        table = locate(image, pixel_size_angstrom=px, model=model, guess_scale=guess_scale)
+    elif atoms:
+        from atomseg.infer.atoms import locate_atoms
+
+        table = locate_atoms(image, voxel_size_angstrom=px, axis=axis, model=model, progress=True)
+    else:
+        table = locate_stack(image, axis=axis, pixel_size_angstrom=px, model=model,
+                             progress=True, guess_scale=guess_scale)  # fmt: skip
+    if out_dir is not None:
+        write_table_csv(table, out_dir / f"{stem}.csv")
+    elif output:
+        write_table_csv(table, output)
+    else:
+        table.to_csv(sys.stdout, index=False)
+    if overlay and atoms and image.ndim == 3:
+        ov = Path(overlay)
+        if many or ov.is_dir():
+            ov.mkdir(parents=True, exist_ok=True)
+            ov = ov / f"{stem}.png"
+        plane = ["plane", "row", "col"]
+        rc = [plane[a] for a in range(3) if a != axis % 3]
+        shown = pd.DataFrame(
+            {"row": table[rc[0]], "col": table[rc[1]], "score": table["score"], "radius": 3.0}
+        )
+        projection = np.max(shown_image, axis=axis)
+        save_overlay(projection, shown, ov, title=f"{stem}: {len(table)} atoms",
+                     smooth=overlay_smooth)  # fmt: skip
+    elif overlay:
+        ov = Path(overlay)
+        if image.ndim == 2 and not many and not ov.is_dir():
+            save_overlay(shown_image, table, ov, title=f"{stem}: {len(table)} columns",
+                         smooth=overlay_smooth)  # fmt: skip
+        else:
+            ov.mkdir(parents=True, exist_ok=True)
+            frames = [(None, shown_image)] if image.ndim == 2 else list(_frames(shown_image, axis))
+            for i, frame in frames:
+                sub = table if i is None else table[table["frame"] == i]
+                name = stem if i is None else f"{stem}_{i:04d}"
+                save_overlay(frame, sub, ov / f"{name}.png", title=f"{name}: {len(sub)}",
+                             smooth=overlay_smooth)  # fmt: skip
+    what = "atoms" if atoms and image.ndim == 3 else "columns"
+    print(f"{spec}: {len(table)} {what}", file=sys.stderr)
+    return table
