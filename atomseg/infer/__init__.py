@@ -5,10 +5,12 @@
 ``locate_atoms`` links a tomogram's slices into one row per atom (3D, sub-voxel).
 ``guess_pixel_size`` estimates the scale of an uncalibrated image from its lattice and
 ``search_pixel_size`` (what the functions above use) refines it with the network;
-``check_pixel_size`` says when a given one looks wrong and ``check_polarity`` when the image
-looks inverted (BF/ABF contrast, columns dark); the three functions above warn then.
+``check_pixel_size`` says when a given one looks wrong, ``check_polarity`` when the image
+looks inverted (BF/ABF contrast, columns dark) and ``check_annotations`` when it holds a
+burned-in scale bar (whose columns are dropped); the three functions above warn then.
 """
 
+from atomseg.infer.annotations import burned_in_boxes, check_annotations
 from atomseg.infer.atoms import link_frames, locate_atoms
 from atomseg.infer.columns import detect_files, locate, locate_stack, save_overlay, segment
 from atomseg.infer.polarity import INVERTED_SKEWNESS, check_polarity, polarity_skewness
@@ -34,4 +36,6 @@ __all__ = [
     "check_polarity",
     "polarity_skewness",
     "INVERTED_SKEWNESS",
+    "check_annotations",
+    "burned_in_boxes",
 ]

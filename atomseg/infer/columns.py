@@ -135,14 +135,16 @@ GUESSED_SCALE_WARNING = (
 
 
 def _warn_input(image, pixel_size_angstrom, p_net=None, stacklevel=3) -> None:
-    """Warn when the image looks inverted (:func:`atomseg.infer.check_polarity`), when a given
+    """Warn when the image looks inverted (:func:`atomseg.infer.check_polarity`) or holds a
+    burned-in scale bar (:func:`atomseg.infer.annotations.check_annotations`), when a given
     pixel size looks wrong (:func:`atomseg.infer.check_pixel_size`), or when none was given and
     the image was resampled by a searched one (``p_net``, from :func:`_prepare`, is then set:
     ``GUESSED_SCALE_WARNING``)."""
+    from atomseg.infer.annotations import check_annotations
     from atomseg.infer.polarity import check_polarity
     from atomseg.infer.scale import check_pixel_size
 
-    doubts = [check_polarity(image)]
+    doubts = [check_polarity(image), check_annotations(image)]
     if pixel_size_angstrom is not None:
         doubts.append(check_pixel_size(image, pixel_size_angstrom))
     elif p_net is not None:
@@ -454,6 +456,7 @@ def _detect(
                     low = pd.concat([low, edge[cnr >= float(border_cnr)]], ignore_index=True)
             table, only = _with_lattice_candidates(table, low)
         table = table[_lattice_gate(image, table, min_cnr, det, only)].reset_index(drop=True)
+    table = _off_annotations(image, table)
     if f != 1.0:  # intensity from the input image itself, in its own units
         r = np.clip(np.round(table["row"].to_numpy()).astype(int), 0, image.shape[0] - 1)
         c = np.clip(np.round(table["col"].to_numpy()).astype(int), 0, image.shape[1] - 1)
@@ -466,6 +469,19 @@ def _detect(
         table["row_angstrom"] = table["row"] * float(pixel_size_angstrom)
         table["col_angstrom"] = table["col"] * float(pixel_size_angstrom)
     return table
+
+
+def _off_annotations(image, table) -> pd.DataFrame:
+    """The table without the columns on a burned-in scale bar or label box
+    (:mod:`atomseg.infer.annotations`), within a column radius of it."""
+    from atomseg.infer.annotations import burned_in_boxes, on_boxes
+
+    boxes = burned_in_boxes(image) if len(table) else []
+    if not boxes:
+        return table
+    margin = float(table["radius"].median())
+    on = on_boxes(boxes, table["row"], table["col"], margin)
+    return table[~on].reset_index(drop=True)
 
 
 def locate(

@@ -480,3 +480,19 @@ def test_overlays_show_noisy_images_smoothed(tmp_path):
         _shown(clean, table, -1.0)
     save_overlay(noisy, table, tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 0 and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_burned_in_scale_bar_holds_no_columns():
+    from atomseg.infer.annotations import burned_in_boxes
+
+    img, pos = _lattice_image(shape=(128, 128), sigma=2.5)
+    assert burned_in_boxes(np.minimum(img, 0.6 * img.max())) == []  # saturated round tops
+    barred = img.copy()
+    barred[100:108, 20:100] = img.max()  # a scale bar at the brightest value
+    with pytest.warns(UserWarning, match="filled rectangle at its brightest value") as seen:
+        table = locate(barred, pixel_size_angstrom=PX_MODEL, model=_oracle())
+    assert len(seen) == 1
+    on_bar = table["row"].between(97, 111) & table["col"].between(17, 103)
+    assert not on_bar.any()
+    clear = (pos[:, 0] < 95) | (pos[:, 0] > 113) | (pos[:, 1] < 15) | (pos[:, 1] > 105)
+    assert (_match(table, pos[clear])[0] < 1.0).all()  # the columns off the bar stay
