@@ -106,6 +106,20 @@ def test_atomseg_errors_are_clean(tmp_path, capsys):
     assert "available" in capsys.readouterr().err
 
 
+def test_atomseg_detect_prints_one_table_for_several_inputs(tmp_path, capsys):
+    import io
+
+    np.save(tmp_path / "a.npy", _columns_image())
+    np.save(tmp_path / "s.npy", np.stack([_columns_image()] * 2))
+    names = [str(tmp_path / "a.npy"), str(tmp_path / "s.npy")]
+    assert atomseg_main(["detect", *names, "--pixel-size", "0.15"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(table.columns[:3]) == ["file", "row", "col"]
+    assert table.groupby("file").size().to_dict() == {names[0]: 64, names[1]: 128}
+    assert table.loc[table["file"] == names[0], "frame"].isna().all()
+    assert set(table.loc[table["file"] == names[1], "frame"]) == {0, 1}
+
+
 def test_atomseg_detect_goes_on_past_a_bad_input(tmp_path, capsys):
     np.save(tmp_path / "a.npy", _columns_image())
     np.save(tmp_path / "bad.npy", np.full((64, 64), np.nan))

@@ -801,7 +801,7 @@ def detect_files(
 
     With one input, ``output`` is a ``.csv`` path or a folder (any other name is made a folder);
     with several it is a folder, which gets ``<input stem>.csv`` each. Without ``output`` the
-    table is printed as CSV.
+    table is printed as CSV (several inputs: one table, its first column ``file``).
     ``overlay`` is a PNG path for one single image, otherwise a folder. ``guess_scale`` is
     passed to :func:`locate` / :func:`locate_stack`. With ``atoms``, a 3-D input is a
     tomogram: :func:`atomseg.infer.locate_atoms` gives one row per atom, and its overlay is the
@@ -848,13 +848,14 @@ def detect_files(
     options = dict(output=output, out_dir=out_dir, pixel_size_angstrom=pixel_size_angstrom,
                    model=model, overlay=overlay, axis=axis, guess_scale=guess_scale, atoms=atoms,
                    invert=invert, overlay_smooth=overlay_smooth, many=many)  # fmt: skip
-    results, failed = [], []
+    results, done, failed = [], [], []
     for spec, stem in zip(inputs, stems):
         caught: list = []
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 results.append(_detect_file(spec, stem, **options))
+                done.append(spec)
         except (ValueError, KeyError, OSError, TypeError) as exc:
             if not many:
                 raise
@@ -868,6 +869,12 @@ def detect_files(
                 said = str(w.message)
                 said = said if said == GUESSED_SCALE_WARNING else f"{spec}: {said}"
                 warnings.warn(said, w.category, stacklevel=2)
+    if many and not output and results:
+        named = [t.assign(file=str(spec)) for spec, t in zip(done, results)]
+        both = pd.concat(named, ignore_index=True)
+        if "frame" in both:  # blank for the single images among stacks, not 0.0
+            both["frame"] = both["frame"].astype("Int64")
+        both[["file", *both.columns.drop("file")]].to_csv(sys.stdout, index=False)
     if failed:
         raise ValueError(
             f"{len(failed)} of {len(inputs)} inputs failed (the others were written): "
@@ -914,7 +921,7 @@ def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, ove
         write_table_csv(table, out_dir / f"{stem}.csv")
     elif output:
         write_table_csv(table, output)
-    else:
+    elif not many:  # several inputs: one table at the end, with a ``file`` column
         table.to_csv(sys.stdout, index=False)
     if overlay and atoms and image.ndim == 3:
         ov = Path(overlay)
