@@ -612,7 +612,7 @@ def locate_stack(
     The other parameters are those of :func:`locate`. Without ``pixel_size_angstrom`` (and with
     ``guess_scale``) one scale is searched for, on the middle frame (or, when that one is
     blank, the first frame that is not), and used for every frame: a tilt series or a volume
-    has one pixel size.
+    has one pixel size. The input's warnings (:func:`locate`) are said once, from that frame.
 
     Returns
     -------
@@ -663,12 +663,14 @@ def locate_stack(
     n = stack.shape[axis % 3] if len(stack.shape) == 3 else 0
     from atomseg.infer.scale import search_pixel_size
 
-    searched = _SEARCH  # one scale for the whole stack: searched on its middle frame
+    # the middle frame stands for the stack: its scale is searched and its input checked there
+    # (the first frames of a volume are its edge, where a reconstruction shows artefacts only)
+    middle = next(_frames(stack, axis, start=n // 2), (None, None))[1]
+    middle = None if middle is None or _is_blank(middle) else _check_frame(middle, n // 2)
+    searched = _SEARCH
     search = _searches(pixel_size_angstrom, guess_scale, model)
-    if search:
-        middle = next(_frames(stack, axis, start=n // 2), (None, None))[1]
-        if middle is not None and not _is_blank(middle):
-            searched = search_pixel_size(_check_frame(middle, n // 2), model=model)
+    if search and middle is not None:
+        searched = search_pixel_size(middle, model=model)
     for i, frame in tqdm(frames, total=n, desc="frames", disable=not progress):
         if _is_blank(frame):  # empty space (outside a reconstruction's circle): no columns
             continue
@@ -678,8 +680,8 @@ def locate_stack(
         f, resampled, x, p_net = _prepare(
             image, pixel_size_angstrom, model, guess_scale, searched=searched
         )
-        if not tables and not pending:  # the first frame stands for the stack
-            _warn_input(image, pixel_size_angstrom, p_net)
+        if not tables and not pending:  # once per stack
+            _warn_input(image if middle is None else middle, pixel_size_angstrom, p_net)
         if pending and x.shape != pending[0][5].shape:
             flush()
         pending.append((i, image, resampled, f, p_net, x))

@@ -3,7 +3,7 @@
 A bright-field or annular bright-field image shows the columns dark on a bright background.
 The network, trained on ADF images, then finds the bright gaps between the columns as
 columns (the real Au image of the README, inverted: 462 "columns", none of them an atom).
-:func:`check_polarity` says so; ``locate``, ``segment`` and ``locate_stack`` (its first frame)
+:func:`check_polarity` says so; ``locate``, ``segment`` and ``locate_stack`` (its middle frame)
 warn with its message.
 """
 

@@ -154,7 +154,7 @@ def check_pixel_size(image: np.ndarray, pixel_size_angstrom: float) -> str | Non
     reflection (:func:`lattice_spacing_px`, on the central 256² at most) outside
     ``PLAUSIBLE_SPACING_ANGSTROM`` at that pixel size (a size in nm typed as Å makes a 2.7 Å
     lattice 0.27 Å). Images without a clear lattice pass the second check. ``locate``,
-    ``segment`` and ``locate_stack`` (its first frame) warn with this message.
+    ``segment`` and ``locate_stack`` (its middle frame) warn with this message.
 
     Examples
     --------

@@ -458,6 +458,9 @@ def test_an_inverted_image_is_warned_about_once():
     with pytest.warns(UserWarning) as record:
         locate_stack(np.stack([inverted] * 3), pixel_size_angstrom=px, model=model)
     assert sum("looks inverted" in str(w.message) for w in record) == 1  # once per stack
+    with warnings.catch_warnings():  # the middle frame stands for the stack, not the first
+        warnings.simplefilter("error")
+        locate_stack(np.stack([inverted, s.image, s.image]), pixel_size_angstrom=px, model=model)
     noise = np.random.default_rng(0).random((128, 128))
     assert check_polarity(noise) is None and check_polarity(-noise) is None  # no lattice
 
