@@ -82,6 +82,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         atoms=args.atoms,
         invert=args.invert,
         overlay_smooth=args.overlay_smooth,
+        resume=args.resume,
     )
     return 0
 
@@ -218,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a 3-D input is a tomogram: link its slices into one row per atom "
         "(plane, row, col; atomseg.locate_atoms); the overlay is its maximum projection",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="an interrupted batch: skip the inputs whose CSV is in the output already",
     )
     p.add_argument(
         "--invert",

@@ -120,6 +120,25 @@ def test_atomseg_detect_prints_one_table_for_several_inputs(tmp_path, capsys):
     assert set(table.loc[table["file"] == names[1], "frame"]) == {0, 1}
 
 
+def test_atomseg_detect_resumes_a_batch(tmp_path, capsys):
+    names = []
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", _columns_image())
+        names.append(str(tmp_path / f"{name}.npy"))
+    out = tmp_path / "out"
+    argv = ["detect", *names, "-o", str(out), "--overlay", str(tmp_path / "png"), "--resume"]
+    assert atomseg_main([*argv, "--pixel-size", "0.15"]) == 0
+    kept = (out / "a.csv").stat().st_mtime_ns
+    (out / "b.csv").unlink()  # as if interrupted before b was done
+    capsys.readouterr()
+    assert atomseg_main([*argv, "--pixel-size", "0.15"]) == 0
+    err = capsys.readouterr().err
+    assert f"{names[0]}: done before" in err and f"{names[1]}: 64 columns" in err
+    assert (out / "a.csv").stat().st_mtime_ns == kept and (out / "b.csv").is_file()
+    assert atomseg_main(["detect", names[0], "--resume"]) == 2
+    assert "resume needs an output" in capsys.readouterr().err
+
+
 def test_atomseg_detect_goes_on_past_a_bad_input(tmp_path, capsys):
     np.save(tmp_path / "a.npy", _columns_image())
     np.save(tmp_path / "bad.npy", np.full((64, 64), np.nan))

@@ -798,6 +798,7 @@ def detect_files(
     atoms: bool = False,
     invert: bool = False,
     overlay_smooth: float | str | None = "auto",
+    resume: bool = False,
 ) -> list[pd.DataFrame]:
     """Run :func:`locate` / :func:`locate_stack` on files and write CSV tables (``atomseg detect``).
 
@@ -817,6 +818,10 @@ def detect_files(
     the end lists the failures. Two inputs that would write the same output name (``x.npy`` in
     two folders) are refused before any work; an HDF5 input's name includes its dataset
     (``f.h5:/exchange/data`` → ``f_exchange_data.csv``).
+
+    With ``resume`` (``atomseg detect --resume``: an interrupted batch), an input whose CSV is
+    there already is not run again; its table is read back. A CSV appears only complete and
+    after the input's overlays, so one that is there is done (with the options of its run).
 
     Examples
     --------
@@ -845,6 +850,8 @@ def detect_files(
                     "rename one or run them separately"
                 )
             first[stem] = spec
+    if resume and not output:
+        raise ValueError("resume needs an output (-o): it skips the inputs whose CSV is there")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     options = dict(output=output, out_dir=out_dir, pixel_size_angstrom=pixel_size_angstrom,
@@ -852,6 +859,12 @@ def detect_files(
                    invert=invert, overlay_smooth=overlay_smooth, many=many)  # fmt: skip
     results, done, failed = [], [], []
     for spec, stem in zip(inputs, stems):
+        csv = out_dir / f"{stem}.csv" if out_dir is not None else Path(output or ".")
+        if resume and csv.is_file():
+            results.append(pd.read_csv(csv))
+            done.append(spec)
+            print(f"{spec}: done before ({csv}), skipped", file=sys.stderr)
+            continue
         caught: list = []
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -919,12 +932,6 @@ def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, ove
     else:
         table = locate_stack(image, axis=axis, pixel_size_angstrom=px, model=model,
                              progress=True, guess_scale=guess_scale)  # fmt: skip
-    if out_dir is not None:
-        write_table_csv(table, out_dir / f"{stem}.csv")
-    elif output:
-        write_table_csv(table, output)
-    elif not many:  # several inputs: one table at the end, with a ``file`` column
-        table.to_csv(sys.stdout, index=False)
     if overlay and atoms and image.ndim == 3:
         ov = Path(overlay)
         if many or ov.is_dir():
@@ -951,6 +958,13 @@ def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, ove
                 name = stem if i is None else f"{stem}_{i:04d}"
                 save_overlay(frame, sub, ov / f"{name}.png", title=f"{name}: {len(sub)}",
                              smooth=overlay_smooth)  # fmt: skip
+    # the CSV last: once it is there, the input is done (detect_files' resume)
+    if out_dir is not None:
+        write_table_csv(table, out_dir / f"{stem}.csv")
+    elif output:
+        write_table_csv(table, output)
+    elif not many:  # several inputs: one table at the end, with a ``file`` column
+        table.to_csv(sys.stdout, index=False)
     what = "atoms" if atoms and image.ndim == 3 else "columns"
     print(f"{spec}: {len(table)} {what}", file=sys.stderr)
     return table
