@@ -816,8 +816,8 @@ def detect_files(
     Several inputs: each one's warnings name it (a searched scale is said once), an input that
     fails (unreadable, NaN...) is reported and the others are still run, and a ValueError at
     the end lists the failures. Two inputs that would write the same output name (``x.npy`` in
-    two folders) are refused before any work; an HDF5 input's name includes its dataset
-    (``f.h5:/exchange/data`` → ``f_exchange_data.csv``).
+    two folders) are refused before any work; an input addressed inside its file names its
+    outputs after both (``f.h5:/exchange/data`` → ``f_exchange_data.csv``).
 
     With ``resume`` (``atomseg detect --resume``: an interrupted batch), an input whose CSV is
     there already is not run again; its table is read back. A CSV appears only complete and
@@ -833,8 +833,10 @@ def detect_files(
     import sys
     from pathlib import Path
 
+    from atomseg.io._files import split_spec
+
     for spec in inputs:  # fail on a mistyped name before loading anything
-        if not Path(str(spec).split(":/")[0]).exists():
+        if not split_spec(spec)[0].exists():
             raise FileNotFoundError(f"input not found: {spec}")
     model = _get_model(model)
     many = len(inputs) > 1
@@ -875,7 +877,7 @@ def detect_files(
             if not many:
                 raise
             reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-            path = str(spec).split(":/")[0]
+            path = str(split_spec(spec)[0])
             reason = reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
             failed.append(f"{spec}: {reason}")
             print(f"{spec}: failed: {reason}", file=sys.stderr)
@@ -899,14 +901,14 @@ def detect_files(
 
 
 def _output_stem(spec) -> str:
-    """The name an input's CSV and overlay get: the file's stem, plus the dataset of an
-    HDF5 input (``file.h5:/exchange/data`` → ``file_exchange_data``)."""
-    from pathlib import Path
+    """The name an input's CSV and overlay get: the file's stem, plus the name of what it
+    addresses inside the file (``f.h5:/exchange/data`` → ``f_exchange_data``, ``x.emd:/HAADF``
+    → ``x_HAADF``)."""
+    from atomseg.io._files import split_spec
 
-    path, _, dataset = str(spec).partition(":/")
-    stem = Path(path).stem
-    dataset = dataset.strip("/").replace("/", "_")
-    return f"{stem}_{dataset}" if dataset else stem
+    path, name = split_spec(spec)
+    name = (name or "").strip("/").replace("/", "_")
+    return f"{path.stem}_{name}" if name else path.stem
 
 
 def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, overlay, axis,
