@@ -882,9 +882,11 @@ def detect_files(
             failed.append(f"{spec}: {reason}")
             print(f"{spec}: failed: {reason}", file=sys.stderr)
         finally:  # said again, naming the input (a searched scale: once, as before)
+            path = str(split_spec(spec)[0])
             for w in caught:
                 said = str(w.message)
-                said = said if said == GUESSED_SCALE_WARNING else f"{spec}: {said}"
+                if said != GUESSED_SCALE_WARNING and not said.startswith(f"{path}: "):
+                    said = f"{spec}: {said}"
                 warnings.warn(said, w.category, stacklevel=2)
     if many and not output and results:
         named = [t.assign(file=str(spec)) for spec, t in zip(done, results)]
