@@ -856,12 +856,12 @@ def detect_files(
         raise ValueError("resume needs an output (-o): it skips the inputs whose CSV is there")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    options = dict(output=output, out_dir=out_dir, pixel_size_angstrom=pixel_size_angstrom,
-                   model=model, overlay=overlay, axis=axis, guess_scale=guess_scale, atoms=atoms,
-                   invert=invert, overlay_smooth=overlay_smooth, many=many)  # fmt: skip
+    options = dict(pixel_size_angstrom=pixel_size_angstrom, model=model, overlay=overlay,
+                   axis=axis, guess_scale=guess_scale, atoms=atoms, invert=invert,
+                   overlay_smooth=overlay_smooth, many=many)  # fmt: skip
     results, done, failed = [], [], []
     for spec, stem in zip(inputs, stems):
-        csv = out_dir / f"{stem}.csv" if out_dir is not None else Path(output or ".")
+        csv = out_dir / f"{stem}.csv" if out_dir is not None else Path(output) if output else None
         if resume and csv.is_file():
             results.append(pd.read_csv(csv))
             done.append(spec)
@@ -871,22 +871,18 @@ def detect_files(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                results.append(_detect_file(spec, stem, **options))
+                results.append(_detect_file(spec, stem, csv, **options))
                 done.append(spec)
         except (ValueError, KeyError, OSError, TypeError) as exc:
             if not many:
                 raise
-            reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-            path = str(split_spec(spec)[0])
-            reason = reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
+            reason = _unnamed(spec, exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
             failed.append(f"{spec}: {reason}")
             print(f"{spec}: failed: {reason}", file=sys.stderr)
         finally:  # said again, naming the input (a searched scale: once, as before)
-            path = str(split_spec(spec)[0])
             for w in caught:
                 said = str(w.message)
-                if said != GUESSED_SCALE_WARNING and not said.startswith(f"{path}: "):
-                    said = f"{spec}: {said}"
+                said = said if said == GUESSED_SCALE_WARNING else f"{spec}: {_unnamed(spec, said)}"
                 warnings.warn(said, w.category, stacklevel=2)
     if many and not output and results:
         named = [t.assign(file=str(spec)) for spec, t in zip(done, results)]
@@ -902,6 +898,15 @@ def detect_files(
     return results
 
 
+def _unnamed(spec, text) -> str:
+    """An error or warning about input ``spec`` without the file name that a reader's message
+    leads with, so that it is named once when said with the input."""
+    from atomseg.io._files import split_spec
+
+    text, path = str(text), str(split_spec(spec)[0])
+    return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
+
+
 def _output_stem(spec) -> str:
     """The name an input's CSV and overlay get: the file's stem, plus the name of what it
     addresses inside the file (``f.h5:/exchange/data`` → ``f_exchange_data``, ``x.emd:/HAADF``
@@ -913,9 +918,10 @@ def _output_stem(spec) -> str:
     return f"{path.stem}_{name}" if name else path.stem
 
 
-def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, overlay, axis,
-                 guess_scale, atoms, invert, overlay_smooth, many) -> pd.DataFrame:  # fmt: skip
-    """One input of :func:`detect_files`: read, detect, write its table and overlay."""
+def _detect_file(spec, stem, csv, *, pixel_size_angstrom, model, overlay, axis, guess_scale,
+                 atoms, invert, overlay_smooth, many) -> pd.DataFrame:  # fmt: skip
+    """One input of :func:`detect_files`: read, detect, write its overlay and then its table
+    to ``csv`` (None: printed, for a single input)."""
     import sys
     from pathlib import Path
 
@@ -963,10 +969,8 @@ def _detect_file(spec, stem, *, output, out_dir, pixel_size_angstrom, model, ove
                 save_overlay(frame, sub, ov / f"{name}.png", title=f"{name}: {len(sub)}",
                              smooth=overlay_smooth)  # fmt: skip
     # the CSV last: once it is there, the input is done (detect_files' resume)
-    if out_dir is not None:
-        write_table_csv(table, out_dir / f"{stem}.csv")
-    elif output:
-        write_table_csv(table, output)
+    if csv:
+        write_table_csv(table, csv)
     elif not many:  # several inputs: one table at the end, with a ``file`` column
         table.to_csv(sys.stdout, index=False)
     what = "atoms" if atoms and image.ndim == 3 else "columns"
