@@ -8,11 +8,12 @@ A drop-in post-processing step after ``tomopy.recon``::
 Subpackages
 -----------
 sim      3D phantoms and simulated tilt series (noise, dose, jitter)
-recon    reconstruction (ASTRA, TomoPy, and a batched built-in projector)
+recon    reconstruction (ASTRA, TomoPy, and a batched built-in projector), consistency
+align    alignment of real tilt series (tilt-axis angle, shifts, rotation centre)
 models   the residual 3D CNN, the model registry and the shipped weights
 train    training the CNN on simulated (reconstruction, truth) pairs
 infer    tiled, streamed and Dask inference (``remove_wedge``)
-io       Data Exchange HDF5, TIFF, MRC and .npy reading and writing
+io       tilt series (Data Exchange, MRC/IMOD, DM, HyperSpy, TIFF) and volumes in and out
 
 Conventions (the same as TomoPy): projections are ``(n_angles, n_rows, n_cols)`` float32 with
 rows along the tilt axis; volumes are ``(n_rows, N, N)``; ``theta`` is in radians in Python and in
@@ -33,6 +34,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 _LAZY = {
     "reconstruct": "tomocnn.recon",
+    "consistency": "tomocnn.recon",
+    "align": "tomocnn.prep",
     "remove_wedge": "tomocnn.infer",
     "random_phantom": "tomocnn.sim",
     "tilt_series": "tomocnn.sim",

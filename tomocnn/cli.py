@@ -39,8 +39,47 @@ def _cmd_recon(args: argparse.Namespace) -> int:
         center=args.center,
         backend=args.backend,
         progress=True,
+        tilt_range_deg=_range(args),
+        tilt_step_deg=args.tilt_step,
     )
     return 0
+
+
+def _cmd_align(args: argparse.Namespace) -> int:
+    from tomocnn.prep import align_file
+
+    report = align_file(
+        args.input,
+        args.output,
+        tilt_range_deg=_range(args),
+        tilt_step_deg=args.tilt_step,
+        axis_angle_deg=args.axis_angle,
+        search_axis=not args.no_axis_search,
+        progress=True,
+    )
+    print(
+        f"tilt axis at {report['axis_angle_deg']:.2f}° from the image rows; axis "
+        f"{report['center_offset_px']:+.2f} px from the middle, now centred (TomoPy center "
+        f"{report['center']:g}); shifts up to {abs(report['shifts']).max():.1f} px; "
+        f"reprojection residual {100 * report['residual_before']:.1f} % -> "
+        f"{100 * report['residual_after']:.1f} %"
+    )
+    return 0
+
+
+def _range(args: argparse.Namespace):
+    return tuple(args.tilt_range) if args.tilt_range else None
+
+
+def _print_faithfulness(path) -> None:
+    import h5py
+
+    from tomocnn.infer import faithfulness
+
+    with h5py.File(path, "r") as f:
+        attrs = dict(f["/exchange/data"].attrs)
+    if "output_residual" in attrs:
+        print(faithfulness(attrs))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -63,22 +102,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_denoise(args: argparse.Namespace) -> int:
     from tomocnn.infer import denoise_file
 
-    denoise_file(
+    out = denoise_file(
         args.input,
         args.output,
         theta_file=args.theta,
-        tilt_range_deg=tuple(args.tilt_range) if args.tilt_range else None,
+        tilt_range_deg=_range(args),
+        projections=args.projections,
         model=args.model,
         progress=True,
         nonnegative=False if args.signed else None,
+        consistency_iters=args.consistency_iters,
+        consistency_algorithm=args.consistency_algorithm,
+        fov=None if args.fov == "none" else "auto",
     )
+    _print_faithfulness(out)
     return 0
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     from tomocnn.infer import pipeline_file
 
-    pipeline_file(
+    out = pipeline_file(
         args.input,
         args.output,
         algorithm=args.algorithm,
@@ -87,7 +131,15 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         model=args.model,
         progress=True,
         nonnegative=False if args.signed else None,
+        align=args.align,
+        axis_angle_deg=args.axis_angle,
+        tilt_range_deg=_range(args),
+        tilt_step_deg=args.tilt_step,
+        consistency_iters=args.consistency_iters,
+        consistency_algorithm=args.consistency_algorithm,
+        fov=None if args.fov == "none" else "auto",
     )
+    _print_faithfulness(out)
     return 0
 
 
@@ -116,7 +168,62 @@ def _add_recon_options(p: argparse.ArgumentParser, default="sirt") -> None:
         + ")",
     )
     p.add_argument("--n-iter", type=int, default=None, help="iterations (default per algorithm)")
-    p.add_argument("--center", type=float, default=None, help="rotation centre in pixels")
+    p.add_argument(
+        "--center",
+        type=float,
+        default=None,
+        help="rotation centre, TomoPy's convention: pixels from the outer edge of the first "
+        "column (default n_cols / 2, the middle for odd and even widths)",
+    )
+
+
+def _add_tilt_options(p: argparse.ArgumentParser, *, required_note: str = "") -> None:
+    p.add_argument(
+        "--tilt-range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="tilt angles, degrees, when the file has none" + required_note,
+    )
+    p.add_argument("--tilt-step", type=float, metavar="DEG", help="tilt step, degrees")
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, consistency_default: int) -> None:
+    p.add_argument("--model", default="default")
+    p.add_argument(
+        "--signed", action="store_true", help="values may be negative: do not clip at zero"
+    )
+    p.add_argument(
+        "--fov",
+        choices=["auto", "none"],
+        default="auto",
+        help="auto: voxels outside the circle of each slice pass through unchanged (default); "
+        "none: process every voxel",
+    )
+    p.add_argument(
+        "--consistency-iters",
+        type=int,
+        default=consistency_default,
+        metavar="N",
+        help="iterations on the measured angles after the CNN, started from its output "
+        f"(default {consistency_default}; 0: off)",
+    )
+    p.add_argument(
+        "--consistency-algorithm", choices=["mlem", "sirt"], default="mlem", help="(default mlem)"
+    )
+
+
+def _add_align_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--axis-angle",
+        type=float,
+        metavar="DEG",
+        help="tilt axis angle, degrees from the image rows towards the columns (90: horizontal); "
+        "a first guess searched around, or the value itself with --no-axis-search",
+    )
+    p.add_argument(
+        "--no-axis-search", action="store_true", help="keep --axis-angle (default 0) as it is"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,9 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("recon", help="reconstruct a Data Exchange tilt series")
-    p.add_argument("input", help="tilt series: Data Exchange HDF5, or file.h5:/dataset")
+    series = (
+        "tilt series: Data Exchange HDF5, MRC/IMOD (.mrc .st .ali with .rawtlt/.tlt), .dm3/.dm4, "
+        ".hspy, TIFF stack"
+    )
+    p = sub.add_parser("align", help="align a real tilt series (axis angle, shifts, centre)")
+    p.add_argument("input", help=series)
+    p.add_argument("-o", "--output", required=True, help="output Data Exchange HDF5 file")
+    _add_tilt_options(p)
+    _add_align_options(p)
+    p.set_defaults(func=_cmd_align)
+
+    p = sub.add_parser("recon", help="reconstruct an aligned tilt series")
+    p.add_argument("input", help=series)
     p.add_argument("-o", "--output", required=True, help="output HDF5 volume")
+    _add_tilt_options(p)
     _add_recon_options(p)
     p.add_argument("--backend", default="auto", help="auto, astra, tomopy or torch")
     p.set_defaults(func=_cmd_recon)
@@ -194,20 +313,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--tilt-range", type=float, nargs=2, metavar=("MIN", "MAX"), help="tilt range, degrees"
     )
-    p.add_argument("--model", default="default")
-    p.add_argument(
-        "--signed", action="store_true", help="values may be negative: do not clip at zero"
+    g.add_argument(
+        "--projections",
+        metavar="TILTS",
+        help="the aligned tilt series behind the volume (angles from it): prints and stores the "
+        "reprojection residual, allows --consistency-iters",
     )
-    p.set_defaults(func=_cmd_denoise)
+    _add_model_options(p, consistency_default=0)
+    p.set_defaults(func=_cmd_denoise, tilt_step=None)
 
-    p = sub.add_parser("pipeline", help="reconstruct a tilt series, then remove the wedge")
-    p.add_argument("input", help="tilt series: Data Exchange HDF5")
+    p = sub.add_parser("pipeline", help="(align,) reconstruct a tilt series, remove the wedge")
+    p.add_argument("input", help=series)
     p.add_argument("-o", "--output", required=True, help="output HDF5 volume")
-    _add_recon_options(p, default=None)
-    p.add_argument("--model", default="default")
     p.add_argument(
-        "--signed", action="store_true", help="values may be negative: do not clip at zero"
+        "--align",
+        action="store_true",
+        help="subtract the vacuum level and align the series first (a series off the microscope)",
     )
+    _add_tilt_options(p)
+    _add_recon_options(p, default=None)
+    p.add_argument("--axis-angle", type=float, metavar="DEG", help="first guess for --align")
+    _add_model_options(p, consistency_default=20)
     p.set_defaults(func=_cmd_pipeline)
 
     p = sub.add_parser("models", help="list the shipped models")

@@ -179,10 +179,11 @@ def test_not_hdf5_and_missing_file(tmp_path):
     fake.write_bytes(b"not an hdf5 file")
     with pytest.raises(ValueError, match="fake.h5.*HDF5"):
         read_tilt_series(fake)
-    with pytest.raises(ValueError, match="must be HDF5"):
+    with pytest.raises(FileNotFoundError, match="x.tif"):
         read_tilt_series(tmp_path / "x.tif")
-    with pytest.raises(ValueError, match="whole file"):
-        read_tilt_series(f"{tmp_path}/t.h5:/exchange/data")
+    (tmp_path / "x.png").write_bytes(b"png")
+    with pytest.raises(ValueError, match="x.png.*not a tilt-series format"):
+        read_tilt_series(tmp_path / "x.png")
 
 
 # --- open_array / read_volume -----------------------------------------------------------------

@@ -12,10 +12,13 @@ intensity units out, voxels outside the circular field of view passed through. V
   ``distributed.Client`` and equals the in-memory result.
 - Files: :func:`denoise_file` (``tomocnn denoise``) and :func:`pipeline_file`
   (``tomocnn pipeline``: reconstruction, then wedge removal) write HDF5 atomically;
-  :func:`default_algorithm` names the reconstruction a model works best after.
+  :func:`default_algorithm` names the reconstruction a model works best after;
+  :func:`faithfulness` words the reprojection report they store.
+- Data consistency: ``remove_wedge(..., projections=, consistency_iters=N)`` runs N iterations
+  on the measured angles from the network's output.
 """
 
-from tomocnn.infer.files import default_algorithm, denoise_file, pipeline_file
+from tomocnn.infer.files import default_algorithm, denoise_file, faithfulness, pipeline_file
 from tomocnn.infer.wedge import remove_wedge
 
-__all__ = ["remove_wedge", "denoise_file", "pipeline_file", "default_algorithm"]
+__all__ = ["remove_wedge", "denoise_file", "pipeline_file", "default_algorithm", "faithfulness"]

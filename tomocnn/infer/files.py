@@ -8,6 +8,7 @@ and renamed only on success, so an error or Ctrl-C never leaves a partial file.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,12 @@ from tomocnn.infer.wedge import (
     remove_wedge,
 )
 
-__all__ = ["denoise_file", "pipeline_file", "default_algorithm"]
+__all__ = ["denoise_file", "pipeline_file", "default_algorithm", "faithfulness"]
 
 _OUT_DATASET = "/exchange/data"
+#: iterations of the data-consistency step in ``tomocnn pipeline`` (MLEM, measured on the real
+#: needle and the held-out benchmark: docs/benchmarks.md)
+DEFAULT_CONSISTENCY_ITERS = 20
 
 
 def denoise_file(
@@ -36,6 +40,10 @@ def denoise_file(
     device: str = "auto",
     batch_size: int = 1,
     nonnegative: bool | None = None,
+    projections: str | os.PathLike | None = None,
+    consistency_iters: int = 0,
+    consistency_algorithm: str = "mlem",
+    fov: str | None = "auto",
 ) -> Path:
     """Remove the missing wedge from a reconstruction file, streaming HDF5 to HDF5.
 
@@ -53,6 +61,16 @@ def denoise_file(
         A Data Exchange file whose ``/exchange/theta`` holds the tilt angles (degrees).
     tilt_range_deg : (float, float), optional
         Minimum and maximum tilt angle, degrees, instead of ``theta_file``.
+    projections : str or path-like, optional
+        The aligned tilt series the reconstruction was made from (any format
+        :func:`tomocnn.io.read_tilt_series` reads; its angles are used): the faithfulness report
+        (:func:`tomocnn.recon.consistency` of the input and of the output on the measured
+        angles) is then stored in the output's attributes, and ``consistency_iters`` can run.
+    consistency_iters, consistency_algorithm
+        The data-consistency step after the network (see :func:`remove_wedge`); needs
+        ``projections``.
+    fov : {"auto", None}
+        As for :func:`remove_wedge`.
     model : str, path or WedgeModel
         As for :func:`remove_wedge`.
     nonnegative : bool, optional
@@ -97,10 +115,22 @@ def denoise_file(
     ((4, 8, 8), [-60.0, 60.0])
     """
     from tomocnn import __version__, io
+    from tomocnn.io._files import check_output_path, split_spec
+    from tomocnn.recon import consistency
 
-    if (theta_file is None) == (tilt_range_deg is None):
-        raise ValueError("give exactly one of theta_file (Data Exchange angles) or tilt_range_deg")
-    if theta_file is not None:
+    if sum(v is not None for v in (theta_file, tilt_range_deg, projections)) != 1:
+        raise ValueError(
+            "give exactly one of theta_file (Data Exchange angles), tilt_range_deg, or "
+            "projections (the tilt series, with its angles)"
+        )
+    proj = theta = None
+    if projections is not None:
+        proj, theta = io.read_tilt_series(projections)
+        theta_deg = np.rad2deg(theta)
+        tilt = _tilt_range(None, (theta_deg.min(), theta_deg.max()))
+    elif consistency_iters:
+        raise ValueError("consistency_iters needs the tilt series: give projections=")
+    elif theta_file is not None:
         theta_deg = np.rad2deg(io.read_theta(theta_file))
         tilt = _tilt_range(None, (theta_deg.min(), theta_deg.max()))
     else:
@@ -114,6 +144,8 @@ def denoise_file(
             )
         attrs = _copy_attrs(volume)
         attrs.update(_attrs(wm, tilt, __version__, source=str(input)))
+        if projections is not None:
+            check_output_path(split_spec(output)[0], input_path=split_spec(projections)[0])
         with io.streaming_output(
             output,
             tuple(volume.shape),
@@ -122,15 +154,26 @@ def denoise_file(
             attrs=attrs,
             input_path=input,
         ) as dset:
+            before = None if proj is None else consistency(volume, proj, theta)
             remove_wedge(
                 volume,
-                tilt_range_deg=tilt,
+                theta if proj is not None else None,
+                tilt_range_deg=None if proj is not None else tilt,
                 model=wm,
                 out=dset,
                 progress=progress,
                 batch_size=batch_size,
                 nonnegative=nonnegative,
+                fov=fov,
+                projections=proj,
+                consistency_iters=consistency_iters,
+                consistency_algorithm=consistency_algorithm,
             )
+            if proj is not None:
+                after = consistency(dset, proj, theta)
+                dset.attrs.update(
+                    _report_attrs(before, after, consistency_iters, consistency_algorithm)
+                )
     return Path(output)
 
 
@@ -144,28 +187,54 @@ def pipeline_file(
     model="default",
     progress: bool = True,
     nonnegative: bool | None = None,
+    align: bool = False,
+    axis_angle_deg: float | None = None,
+    tilt_range_deg: tuple[float, float] | None = None,
+    tilt_step_deg: float | None = None,
+    consistency_iters: int = DEFAULT_CONSISTENCY_ITERS,
+    consistency_algorithm: str = "mlem",
+    fov: str | None = "auto",
 ) -> Path:
-    """Reconstruct a Data Exchange tilt series, remove the missing wedge, write the volume.
+    """Reconstruct a tilt series, remove the missing wedge, write the volume (``tomocnn pipeline``).
 
     Parameters
     ----------
     input : str or path-like
-        Data Exchange HDF5 tilt series (``/exchange/data``, ``/exchange/theta`` in degrees,
-        optional flat and dark fields), read by :func:`tomocnn.io.read_tilt_series`.
+        A tilt series in any format :func:`tomocnn.io.read_tilt_series` reads: Data Exchange
+        HDF5 (flat/dark normalised), MRC/IMOD with its angle file, DigitalMicrograph,
+        HyperSpy/ETSpy, TIFF.
     output : str or path-like
         Output HDF5 file (volume at ``/exchange/data``, float32), written atomically; it must not
-        be the input.
+        be the input. Its attributes hold the settings, the alignment (with ``align``) and the
+        faithfulness report (:func:`tomocnn.recon.consistency` of the reconstruction and of the
+        output on the measured angles: ``recon_residual``, ``recon_mass_ratio``,
+        ``output_residual``, ``output_mass_ratio``).
     algorithm : str, optional
         Reconstruction algorithm; default: the one the model card recommends as its input
         (``supported.recommended_algorithm``, chosen from the benchmark), else ``"sirt"``.
         With ``nonnegative=False`` (signed volumes) the default is ``"sirt"``, since MLEM
         assumes non-negative data.
     n_iter, center
-        Passed to :func:`tomocnn.recon.reconstruct`.
+        Passed to :func:`tomocnn.recon.reconstruct` (``center`` is ignored with ``align``,
+        which centres the axis).
     model : str, path or WedgeModel
         As for :func:`remove_wedge`.
     nonnegative : bool, optional
         As for :func:`remove_wedge` (default: the model's setting).
+    align : bool
+        Subtract the vacuum level and align the series first (:func:`tomocnn.align`): the step
+        a series straight off the microscope needs.
+    axis_angle_deg : float, optional
+        A first guess of the tilt axis angle for ``align`` (see :func:`tomocnn.align`).
+    tilt_range_deg, tilt_step_deg
+        Angles for a file that has none (see :func:`tomocnn.io.read_tilt_series`).
+    consistency_iters : int
+        Iterations of the data-consistency step after the network (see :func:`remove_wedge`);
+        default 20 (measured in ``docs/benchmarks.md``); 0 turns it off.
+    consistency_algorithm : {"mlem", "sirt"}
+        Its algorithm.
+    fov : {"auto", None}
+        As for :func:`remove_wedge`.
     progress : bool
         Show progress bars.
 
@@ -195,23 +264,40 @@ def pipeline_file(
     ...                     algorithm="fbp", model=model, progress=False)
     >>> import h5py
     >>> with h5py.File(out) as f:
-    ...     f["/exchange/data"].shape
-    (4, 16, 16)
+    ...     f["/exchange/data"].shape, "output_residual" in f["/exchange/data"].attrs
+    ((4, 16, 16), True)
     """
     from tomocnn import __version__, io
-    from tomocnn.recon import reconstruct
+    from tomocnn.io._files import check_output_path, split_spec
+    from tomocnn.recon import consistency, reconstruct
 
     wm = _get_model(model)
     if algorithm is None:
         algorithm = default_algorithm(wm, nonnegative=nonnegative)
-    projections, theta = io.read_tilt_series(input)
+    projections, theta = io.read_tilt_series(
+        input, tilt_range_deg=tilt_range_deg, tilt_step_deg=tilt_step_deg
+    )
     tilt = _tilt_range(theta, None)
     _check_supported(wm, tilt)
-    n_rows, n_cols = projections.shape[1:]
+    check_output_path(split_spec(output)[0], input_path=split_spec(input)[0])
     attrs = _attrs(wm, tilt, __version__, source=str(input))
     attrs["reconstruction"] = algorithm
+    if align:
+        from tomocnn.prep import align as align_series
+
+        projections, theta, report = align_series(
+            projections, theta, axis_angle_deg=axis_angle_deg, progress=progress
+        )
+        center = None
+        attrs.update(
+            axis_angle_deg=report["axis_angle_deg"],
+            center_offset_px=report["center_offset_px"],
+            alignment_shifts=report["shifts"],
+        )
+    else:
+        _warn_vacuum(projections, input)
+    n_rows, n_cols = projections.shape[1:]
     shape = (n_rows, n_cols, n_cols)
-    # the output is checked (folder writable, not the input) before reconstructing
     with io.streaming_output(
         output, shape, np.float32, dataset=_OUT_DATASET, attrs=attrs, input_path=input
     ) as dset:
@@ -223,11 +309,69 @@ def pipeline_file(
             center=center,
             progress=progress,
         )
-        del projections
+        before = consistency(rec, projections, theta, center=center)
         remove_wedge(
-            np.asarray(rec), theta, model=wm, out=dset, progress=progress, nonnegative=nonnegative
+            np.asarray(rec),
+            theta,
+            model=wm,
+            out=dset,
+            progress=progress,
+            nonnegative=nonnegative,
+            fov=fov,
+            projections=projections if consistency_iters else None,
+            consistency_iters=consistency_iters,
+            consistency_algorithm=consistency_algorithm,
+            center=center,
         )
+        after = consistency(dset, projections, theta, center=center)
+        dset.attrs.update(_report_attrs(before, after, consistency_iters, consistency_algorithm))
     return Path(output)
+
+
+def faithfulness(attrs) -> str:
+    """A two-line summary of the consistency report stored in an output's attributes.
+
+    Examples
+    --------
+    >>> print(faithfulness({"recon_residual": 0.05, "recon_mass_ratio": 1.0,
+    ...                     "output_residual": 0.06, "output_mass_ratio": 0.99}))
+    reprojection residual on the measured angles: reconstruction 5.00 %, output 6.00 %
+    mass ratio to the data: reconstruction 1.000, output 0.990
+    """
+    return (
+        "reprojection residual on the measured angles: "
+        f"reconstruction {100 * float(attrs['recon_residual']):.2f} %, "
+        f"output {100 * float(attrs['output_residual']):.2f} %\n"
+        f"mass ratio to the data: reconstruction {float(attrs['recon_mass_ratio']):.3f}, "
+        f"output {float(attrs['output_mass_ratio']):.3f}"
+    )
+
+
+def _report_attrs(before: dict, after: dict, iters: int, algorithm: str) -> dict:
+    return {
+        "recon_residual": before["residual"],
+        "recon_mass_ratio": before["mass_ratio"],
+        "recon_residual_per_angle": before["residual_per_angle"],
+        "output_residual": after["residual"],
+        "output_mass_ratio": after["mass_ratio"],
+        "output_residual_per_angle": after["residual_per_angle"],
+        "consistency_iters": int(iters),
+        "consistency_algorithm": algorithm if iters else "none",
+    }
+
+
+def _warn_vacuum(projections: np.ndarray, input) -> None:
+    """Warn when the darkest pixels of a series sit far from zero (an unaligned EM stack)."""
+    flat = np.sort(projections[projections.shape[0] // 2], axis=None)
+    level = float(np.median(flat[: max(1, flat.size // 5)]))
+    top = float(flat[-1] - flat[0])
+    if top > 0 and abs(level) > 0.05 * top:
+        warnings.warn(
+            f"{input}: the darkest fifth of the middle projection reads {level:.4g}, not 0 "
+            "(a detector offset?): reconstruction assumes line integrals, zero in vacuum. "
+            "Run with --align (align=True), which subtracts it and aligns the series",
+            stacklevel=3,
+        )
 
 
 def default_algorithm(model="default", *, nonnegative: bool | None = None) -> str:

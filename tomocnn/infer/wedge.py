@@ -47,6 +47,10 @@ def remove_wedge(
     progress: bool = False,
     fov: str | None = "auto",
     nonnegative: bool | None = None,
+    projections=None,
+    consistency_iters: int = 0,
+    consistency_algorithm: str = "sirt",
+    center: float | None = None,
 ):
     """Remove noise and missing-wedge artefacts from a limited-angle reconstruction.
 
@@ -91,6 +95,19 @@ def remove_wedge(
         (``model.json`` ``"nonnegative"``: true for models trained on non-negative quantities
         such as density, attenuation or HAADF signal, where it is a strong prior against the
         wedge). Pass ``False`` for volumes whose values may legitimately be negative.
+    projections : ndarray, shape (n_angles, n_rows, N), optional
+        The measured (aligned) tilt series behind ``volume``, with ``theta`` its angles: needed
+        for ``consistency_iters``.
+    consistency_iters : int
+        Data consistency: after the network, run this many iterations of
+        ``consistency_algorithm`` on the measured angles, started from the network's volume
+        (:func:`tomocnn.recon.reconstruct` with ``init_recon``). The updates live in the
+        measured directions only, so the wedge the network filled stays, while what it smoothed
+        or invented against the data is pulled back (see ``docs/benchmarks.md``). 0: off.
+    consistency_algorithm : {"sirt", "mlem"}
+        ``"sirt"`` (clipped at zero for a non-negative model) or ``"mlem"``.
+    center : float, optional
+        Rotation centre of ``projections`` (TomoPy's; None: ``N / 2``).
 
     Returns
     -------
@@ -146,6 +163,9 @@ def remove_wedge(
         volume = np.asarray(volume)
     shape = _check_volume(volume)
     tilt = _tilt_range(theta, tilt_range_deg)
+    consistency_iters = _check_consistency(
+        consistency_iters, consistency_algorithm, projections, theta, shape, kind
+    )
     if fov not in ("auto", None):
         raise ValueError(f"fov must be 'auto' or None, got {fov!r}")
     batch_size = _positive_int(batch_size, "batch_size")
@@ -202,7 +222,54 @@ def remove_wedge(
             on_tiles=bar.update,
             **common,
         )
+    if consistency_iters:
+        clip = wm.nonnegative if nonnegative is None else nonnegative
+        _consistency_step(
+            out, projections, theta, consistency_algorithm, consistency_iters, center, clip
+        )
     return out
+
+
+def _consistency_step(out, projections, theta, algorithm, n_iter, center, clip) -> None:
+    """Iterate ``algorithm`` on the measured angles from ``out``, in place (slab by slab)."""
+    from tomocnn.recon import reconstruct
+
+    kwargs = dict(
+        algorithm=algorithm,
+        n_iter=n_iter,
+        center=center,
+        min_constraint=0.0 if clip and algorithm == "sirt" else None,
+        backend="torch",
+    )
+    if np.dtype(out.dtype) == np.float32:
+        reconstruct(projections, theta, init_recon=out, out=out, **kwargs)
+    else:
+        start = np.asarray(out, dtype=np.float32)
+        out[...] = reconstruct(projections, theta, init_recon=start, **kwargs)
+
+
+def _check_consistency(n_iter, algorithm, projections, theta, shape, kind) -> int:
+    """Validate the consistency-step arguments; return the number of iterations."""
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 0:
+        raise ValueError(f"consistency_iters must be an integer >= 0, got {n_iter!r}")
+    if n_iter == 0:
+        return 0
+    if algorithm not in ("sirt", "mlem"):
+        raise ValueError(f"consistency_algorithm must be 'sirt' or 'mlem', got {algorithm!r}")
+    if projections is None or theta is None:
+        raise ValueError(
+            "consistency_iters needs the measured projections and their angles: pass "
+            "projections= and theta= (radians)"
+        )
+    if kind == "dask":
+        raise ValueError("the consistency step runs on in-memory or HDF5 volumes, not on dask")
+    p_shape = tuple(np.shape(projections))
+    if len(p_shape) != 3 or p_shape[1:] != (shape[0], shape[2]) or shape[1] != shape[2]:
+        raise ValueError(
+            f"projections of shape {p_shape} do not belong to a volume of shape {shape}: "
+            f"expected (n_angles, {shape[0]}, {shape[2]})"
+        )
+    return int(n_iter)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Reading and writing tilt series and volumes: Data Exchange HDF5, .npy, TIFF and MRC.
 
 Tilt series
-    :func:`read_tilt_series`, :func:`read_theta` and :func:`write_dataexchange` use the Data
+    :func:`read_tilt_series` reads every tilt-series format of the field with its angles (Data
+    Exchange and HyperSpy/ETSpy HDF5, MRC/IMOD with ``.rawtlt``/``.tlt``/``.mdoc`` or header
+    angles, DigitalMicrograph, TIFF and .npy stacks; see :mod:`tomocnn.io.tiltseries`).
+    :func:`read_dataexchange`, :func:`read_theta` and :func:`write_dataexchange` use the Data
     Exchange layout (``/exchange/data``, ``/exchange/data_white``, ``/exchange/data_dark``,
     ``/exchange/theta``) that TomoPy and dxchange read. Angles are in **degrees in files** and
     in **radians in Python**; they are converted only here. Projections are
@@ -23,7 +26,8 @@ Supported extensions: ``.h5 .hdf5 .hdf .nxs`` (HDF5), ``.npy``, ``.tif .tiff``,
 ``.mrc .rec .st .ali .map`` (MRC).
 """
 
-from tomocnn.io.dataexchange import read_theta, read_tilt_series, write_dataexchange
+from tomocnn.io.dataexchange import read_dataexchange, read_theta, write_dataexchange
+from tomocnn.io.tiltseries import TILT_SERIES_EXTENSIONS, read_tilt_series, tilt_angles_from_range
 from tomocnn.io.volumes import (
     atomic_output,
     open_array,
@@ -34,7 +38,10 @@ from tomocnn.io.volumes import (
 )
 
 __all__ = [
+    "TILT_SERIES_EXTENSIONS",
     "read_tilt_series",
+    "tilt_angles_from_range",
+    "read_dataexchange",
     "read_theta",
     "write_dataexchange",
     "open_array",

@@ -29,7 +29,7 @@ from tomocnn.io._files import (
     split_spec,
 )
 
-__all__ = ["read_tilt_series", "write_dataexchange"]
+__all__ = ["read_dataexchange", "read_theta", "write_dataexchange"]
 
 #: transmissions are clipped to this floor before ``-log`` (a line integral of at most ~13.8)
 MIN_TRANSMISSION = 1e-6
@@ -42,10 +42,13 @@ _DATA, _WHITE, _DARK, _THETA = (
 )
 
 
-def read_tilt_series(
+def read_dataexchange(
     path: str | os.PathLike, *, normalize: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read projections and tilt angles from a Data Exchange HDF5 file.
+
+    :func:`tomocnn.io.read_tilt_series` calls it for a Data Exchange file; it reads the other
+    formats of tilt series too.
 
     Parameters
     ----------
@@ -92,19 +95,19 @@ def read_tilt_series(
     --------
     >>> import os, tempfile
     >>> import numpy as np
-    >>> from tomocnn.io import read_tilt_series, write_dataexchange
+    >>> from tomocnn.io import read_dataexchange, write_dataexchange
     >>> line_integrals = np.full((3, 4, 5), 0.5, dtype=np.float32)
     >>> counts = 1000.0 * np.exp(-line_integrals)               # Beer-Lambert
     >>> flat = np.full((2, 4, 5), 1000.0)
     >>> path = os.path.join(tempfile.mkdtemp(), "tilt.h5")
     >>> write_dataexchange(path, counts, np.deg2rad([-60.0, 0.0, 60.0]), flat=flat)
-    >>> proj, theta = read_tilt_series(path)
+    >>> proj, theta = read_dataexchange(path)
     >>> proj.shape, proj.dtype, np.allclose(proj, 0.5)
     ((3, 4, 5), dtype('float32'), True)
     >>> np.rad2deg(theta)
     array([-60.,   0.,  60.])
     """
-    path, f = _open_whole_file(path, "read_tilt_series")
+    path, f = _open_whole_file(path, "read_dataexchange")
     with f:
         data = _get_dataset(f, _DATA, path)
         if data.ndim != 3:

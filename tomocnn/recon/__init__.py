@@ -29,7 +29,19 @@ Functions
 ---------
 reconstruct        projections -> volume
 backproject        the adjoint of :func:`tomocnn.sim.project`
-reconstruct_file   Data Exchange tilt series -> HDF5 volume (``tomocnn recon``)
+reconstruct_file   a tilt-series file -> HDF5 volume (``tomocnn recon``)
+consistency        reprojection residual and mass ratio of a volume against its tilt series
+
+The rotation centre
+-------------------
+``center`` is TomoPy's: a position along the detector row measured from the *outer edge* of
+the first pixel (pixel ``j`` spans ``[j, j + 1)``), so the axis passes through pixel-centre
+index ``center - 0.5``. This is what ``tomopy.recon`` does (``libtomo/recon/utils.c``: the ray of
+detector pixel ``d`` passes the rotation axis at ``d + 0.5 - center``). The default
+``n_cols / 2`` is therefore the middle of the detector for any width: the boundary between the
+two middle pixels of an even width (128 for 256 pixels), the middle pixel itself of an odd one
+(65.5 for 131 pixels: pixel 65, with 65 pixels on either side). :func:`tomocnn.align`
+puts the axis there and reports ``center = n_cols / 2``.
 """
 
 from tomocnn.recon._api import (
@@ -39,12 +51,14 @@ from tomocnn.recon._api import (
     reconstruct_file,
 )
 from tomocnn.recon._checks import ALGORITHMS, BACKENDS
+from tomocnn.recon.consistency import consistency
 
 __all__ = [
     "ALGORITHMS",
     "BACKENDS",
     "DEFAULT_N_ITER",
     "backproject",
+    "consistency",
     "reconstruct",
     "reconstruct_file",
 ]

@@ -82,6 +82,7 @@ def reconstruct(
     device: str | None = None,
     progress: bool = False,
     out: np.ndarray | h5py.Dataset | None = None,
+    init_recon: npt.ArrayLike | None = None,
 ) -> np.ndarray | h5py.Dataset:
     """Reconstruct a parallel-beam tilt series, as ``tomopy.recon`` would.
 
@@ -119,6 +120,10 @@ def reconstruct(
         Show a progress bar over slices.
     out : ndarray or h5py.Dataset, shape (n_rows, n_cols, n_cols), optional
         Where to write the result (float32).
+    init_recon : ndarray, shape (n_rows, n_cols, n_cols), optional
+        The volume the iterations start from, as TomoPy's ``init_recon`` (default: zeros; ones
+        for MLEM). MLEM raises its zeros to 1e-6 so that they can still change. Iterative
+        algorithms of the ``"torch"`` and ``"tomopy"`` backends.
 
     Returns
     -------
@@ -166,6 +171,21 @@ def reconstruct(
         min_constraint = float(min_constraint)
     out = _check_out(out, (n_rows, n_cols, n_cols))
     backend = _resolve_backend(backend, algorithm)
+    if init_recon is not None:
+        if isinstance(init_recon, np.ndarray) or not hasattr(init_recon, "shape"):
+            from tomocnn.recon._checks import _check_volume
+
+            init_recon = _check_volume(init_recon)  # an h5py.Dataset is read slab by slab
+        if tuple(init_recon.shape) != (n_rows, n_cols, n_cols):
+            raise ValueError(
+                f"init_recon must have the shape of the result {(n_rows, n_cols, n_cols)}, "
+                f"got {tuple(init_recon.shape)}"
+            )
+        if algorithm == "fbp" or backend == "astra":
+            raise ValueError(
+                "init_recon needs an iterative algorithm (sirt, sart, cgls, mlem) of the "
+                f"'torch' or 'tomopy' backend, got {algorithm!r} with {backend!r}"
+            )
     bar = _progress_bar(progress, n_rows, f"{algorithm} ({backend})")
     try:
         if backend == "torch":
@@ -182,6 +202,7 @@ def reconstruct(
                 device=device,
                 out=out,
                 bar=bar,
+                init_recon=init_recon,
             )
         if backend == "astra":
             from tomocnn.recon._astra import reconstruct_astra
@@ -208,6 +229,7 @@ def reconstruct(
             filter_name=filter_name,
             out=out,
             bar=bar,
+            init_recon=init_recon,
         )
     finally:
         bar.close()
@@ -266,14 +288,17 @@ def reconstruct_file(
     center: float | npt.ArrayLike | None = None,
     backend: str = "auto",
     progress: bool = True,
+    tilt_range_deg: tuple[float, float] | None = None,
+    tilt_step_deg: float | None = None,
 ) -> str:
-    """Reconstruct a Data Exchange tilt series file into an HDF5 volume (``tomocnn recon``).
+    """Reconstruct a tilt-series file into an HDF5 volume (``tomocnn recon``).
 
     Parameters
     ----------
     input : str or path
-        Data Exchange HDF5 tilt series, read with :func:`tomocnn.io.read_tilt_series`
-        (``/exchange/data``, flat/dark normalised if present; ``/exchange/theta`` in degrees).
+        A tilt series in any format :func:`tomocnn.io.read_tilt_series` reads (Data Exchange
+        flat/dark normalised; MRC/IMOD, DM, HyperSpy, TIFF as recorded), aligned already (see
+        :func:`tomocnn.align` and ``tomocnn align``).
     output : str or path
         Output HDF5 file. The volume ``(n_rows, N, N)`` float32 goes to ``/exchange/data``,
         with the settings (algorithm, n_iter, backend, center, tilt range, software) as its
@@ -283,6 +308,8 @@ def reconstruct_file(
         As in :func:`reconstruct`.
     progress : bool
         Show a progress bar over slices.
+    tilt_range_deg, tilt_step_deg
+        Angles for a file that has none (see :func:`tomocnn.io.read_tilt_series`).
 
     Returns
     -------
@@ -306,7 +333,9 @@ def reconstruct_file(
     from tomocnn import __version__
     from tomocnn.io import read_tilt_series, streaming_output
 
-    proj, theta = read_tilt_series(input)
+    proj, theta = read_tilt_series(
+        input, tilt_range_deg=tilt_range_deg, tilt_step_deg=tilt_step_deg
+    )
     algorithm = _check_algorithm(algorithm)
     n_iter_used = _check_n_iter(n_iter, DEFAULT_N_ITER[algorithm])
     resolved = _resolve_backend(_check_backend(backend), algorithm)

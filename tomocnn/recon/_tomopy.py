@@ -31,7 +31,9 @@ def _import_tomopy():
     return tomopy
 
 
-def reconstruct_tomopy(proj, theta, centers, *, algorithm, n_iter, filter_name, out, bar):
+def reconstruct_tomopy(
+    proj, theta, centers, *, algorithm, n_iter, filter_name, out, bar, init_recon=None
+):
     """Reconstruct ``proj`` into ``out`` with ``tomopy.recon``, a block of rows at a time."""
     if algorithm not in TOMOPY_ALGORITHMS:
         raise ValueError(
@@ -52,6 +54,9 @@ def reconstruct_tomopy(proj, theta, centers, *, algorithm, n_iter, filter_name, 
             np.ascontiguousarray(proj[:, start:stop, :]),
             theta.astype(np.float32),
             center=centers[start:stop].astype(np.float32),
+            init_recon=None
+            if init_recon is None
+            else np.ascontiguousarray(init_recon[start:stop], dtype=np.float32),
             **kwargs,
         )
         out[start:stop] = np.asarray(rec, dtype=np.float32)

@@ -170,12 +170,20 @@ def _vol_to_block(volume, device):
 # --- algorithms (x, b: (N*N, B) / (n_angles*n_cols, B) tensors) -----------------------------
 
 
-def _sirt(op, b, n_iter, min_constraint, tick):
+def _start(op, b, x0, fill: float):
+    """The first iterate: ``x0`` (a ``(N*N, B)`` tensor) or a constant."""
     import torch
+
+    if x0 is not None:
+        return x0.clone()
+    return torch.full((op.A.shape[1], b.shape[1]), fill, dtype=torch.float32, device=b.device)
+
+
+def _sirt(op, b, n_iter, min_constraint, tick, x0=None):
 
     inv_r = _inverse(op.row_sums)
     inv_c = _inverse(op.col_sums)
-    x = torch.zeros((op.A.shape[1], b.shape[1]), dtype=torch.float32, device=b.device)
+    x = _start(op, b, x0, 0.0)
     for _ in range(n_iter):
         r = b - op.forward(x)
         r.mul_(inv_r)
@@ -186,11 +194,10 @@ def _sirt(op, b, n_iter, min_constraint, tick):
     return x
 
 
-def _sart(op, b, n_iter, min_constraint, tick):
-    import torch
+def _sart(op, b, n_iter, min_constraint, tick, x0=None):
 
     n = op.n_cols
-    x = torch.zeros((op.A.shape[1], b.shape[1]), dtype=torch.float32, device=b.device)
+    x = _start(op, b, x0, 0.0)
     blocks = op.per_angle
     for _ in range(n_iter):
         for a, (A_a, AT_a, inv_r, inv_c) in enumerate(blocks):
@@ -203,11 +210,11 @@ def _sart(op, b, n_iter, min_constraint, tick):
     return x
 
 
-def _cgls(op, b, n_iter, min_constraint, tick):
+def _cgls(op, b, n_iter, min_constraint, tick, x0=None):
     import torch
 
-    x = torch.zeros((op.A.shape[1], b.shape[1]), dtype=torch.float32, device=b.device)
-    r = b.clone()
+    x = _start(op, b, x0, 0.0)
+    r = b - op.forward(x) if x0 is not None else b.clone()
     p = op.adjoint(r)
     gamma = (p * p).sum(dim=0)
     for _ in range(n_iter):
@@ -225,12 +232,15 @@ def _cgls(op, b, n_iter, min_constraint, tick):
     return x
 
 
-def _mlem(op, b, n_iter, min_constraint, tick):
+def _mlem(op, b, n_iter, min_constraint, tick, x0=None):
     import torch
 
     b = torch.clamp(b, min=0.0)
     sens_inv = _inverse(op.col_sums)
-    x = torch.ones((op.A.shape[1], b.shape[1]), dtype=torch.float32, device=b.device)
+    # a start of zero stays zero under MLEM's multiplicative update: floor it just above
+    x = _start(op, b, x0, 1.0)
+    if x0 is not None:
+        x.clamp_(min=_EPS)
     for _ in range(n_iter):
         est = op.forward(x)
         ratio = torch.where(est > _EPS, b / torch.clamp(est, min=_EPS), torch.zeros_like(est))
@@ -263,7 +273,18 @@ def _slices_per_block(n_cols: int, n_angles: int) -> int:
 
 
 def reconstruct_torch(
-    proj, theta, centers, *, algorithm, n_iter, filter_name, min_constraint, device, out, bar
+    proj,
+    theta,
+    centers,
+    *,
+    algorithm,
+    n_iter,
+    filter_name,
+    min_constraint,
+    device,
+    out,
+    bar,
+    init_recon=None,
 ):
     """Reconstruct ``proj`` (validated float32) into ``out`` with the built-in backend."""
     import torch
@@ -279,16 +300,14 @@ def reconstruct_torch(
             op = _operator(theta, n_cols, center, device=device)
             for start in range(0, len(rows), block):
                 sel = np.asarray(rows[start : start + block])
-                step = len(sel) / units
-
-                def tick(step=step):
-                    bar.update(step)
-
+                tick = _Ticker(bar, len(sel), units)
                 if algorithm == "fbp":
                     x = _fbp(op, proj[:, sel, :], filter_name, tick)
                 else:
                     b = _sino_block(proj, sel, op.device)
-                    x = _ITERATIVE[algorithm](op, b, n_iter, min_constraint, tick)
+                    x0 = None if init_recon is None else _vol_to_block(init_recon[sel], op.device)
+                    x = _ITERATIVE[algorithm](op, b, n_iter, min_constraint, tick, x0)
+                tick.finish()
                 result = _vol_block_to_numpy(x, n_cols)
                 if _contiguous(sel):
                     out[int(sel[0]) : int(sel[-1]) + 1] = result
@@ -296,6 +315,26 @@ def reconstruct_torch(
                     for i, r in enumerate(sel):
                         out[int(r)] = result[i]
     return out
+
+
+class _Ticker:
+    """Advance a bar over slices by whole slices while a block runs ``units`` iterations."""
+
+    def __init__(self, bar, n_slices: int, units: int):
+        self.bar, self.n, self.units = bar, n_slices, units
+        self.done = self.shown = 0
+
+    def __call__(self):
+        self.done += 1
+        now = min(self.n, (self.done * self.n) // self.units)
+        if now > self.shown:
+            self.bar.update(now - self.shown)
+            self.shown = now
+
+    def finish(self):
+        if self.shown < self.n:
+            self.bar.update(self.n - self.shown)
+            self.shown = self.n
 
 
 def _contiguous(sel: np.ndarray) -> bool:
