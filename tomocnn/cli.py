@@ -209,7 +209,10 @@ def _add_model_options(p: argparse.ArgumentParser, *, consistency_default: int) 
         f"(default {consistency_default}; 0: off)",
     )
     p.add_argument(
-        "--consistency-algorithm", choices=["mlem", "sirt"], default="mlem", help="(default mlem)"
+        "--consistency-algorithm",
+        choices=["mlem", "sirt"],
+        default=None,
+        help="(default mlem; sirt with --signed)",
     )
 
 

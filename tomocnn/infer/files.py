@@ -15,6 +15,7 @@ import numpy as np
 
 from tomocnn.infer.wedge import (
     _check_supported,
+    _consistency_algorithm,
     _get_model,
     _output_dtype,
     _tilt_range,
@@ -42,7 +43,7 @@ def denoise_file(
     nonnegative: bool | None = None,
     projections: str | os.PathLike | None = None,
     consistency_iters: int = 0,
-    consistency_algorithm: str = "mlem",
+    consistency_algorithm: str | None = None,
     fov: str | None = "auto",
 ) -> Path:
     """Remove the missing wedge from a reconstruction file, streaming HDF5 to HDF5.
@@ -172,7 +173,12 @@ def denoise_file(
             if proj is not None:
                 after = consistency(dset, proj, theta)
                 dset.attrs.update(
-                    _report_attrs(before, after, consistency_iters, consistency_algorithm)
+                    _report_attrs(
+                        before,
+                        after,
+                        consistency_iters,
+                        _consistency_algorithm(wm, nonnegative, consistency_algorithm),
+                    )
                 )
     return Path(output)
 
@@ -192,7 +198,7 @@ def pipeline_file(
     tilt_range_deg: tuple[float, float] | None = None,
     tilt_step_deg: float | None = None,
     consistency_iters: int = DEFAULT_CONSISTENCY_ITERS,
-    consistency_algorithm: str = "mlem",
+    consistency_algorithm: str | None = None,
     fov: str | None = "auto",
 ) -> Path:
     """Reconstruct a tilt series, remove the missing wedge, write the volume (``tomocnn pipeline``).
@@ -231,8 +237,8 @@ def pipeline_file(
     consistency_iters : int
         Iterations of the data-consistency step after the network (see :func:`remove_wedge`);
         default 20 (measured in ``docs/benchmarks.md``); 0 turns it off.
-    consistency_algorithm : {"mlem", "sirt"}
-        Its algorithm.
+    consistency_algorithm : {"mlem", "sirt"}, optional
+        Its algorithm (default: MLEM, or SIRT for a signed output; see :func:`remove_wedge`).
     fov : {"auto", None}
         As for :func:`remove_wedge`.
     progress : bool
@@ -294,7 +300,7 @@ def pipeline_file(
             center_offset_px=report["center_offset_px"],
             alignment_shifts=report["shifts"],
         )
-    else:
+    elif nonnegative is not False:
         _warn_vacuum(projections, input)
     n_rows, n_cols = projections.shape[1:]
     shape = (n_rows, n_cols, n_cols)
@@ -324,7 +330,8 @@ def pipeline_file(
             center=center,
         )
         after = consistency(dset, projections, theta, center=center)
-        dset.attrs.update(_report_attrs(before, after, consistency_iters, consistency_algorithm))
+        algo = _consistency_algorithm(wm, nonnegative, consistency_algorithm)
+        dset.attrs.update(_report_attrs(before, after, consistency_iters, algo))
     return Path(output)
 
 

@@ -49,7 +49,7 @@ def remove_wedge(
     nonnegative: bool | None = None,
     projections=None,
     consistency_iters: int = 0,
-    consistency_algorithm: str = "sirt",
+    consistency_algorithm: str | None = None,
     center: float | None = None,
 ):
     """Remove noise and missing-wedge artefacts from a limited-angle reconstruction.
@@ -104,8 +104,10 @@ def remove_wedge(
         (:func:`tomocnn.recon.reconstruct` with ``init_recon``). The updates live in the
         measured directions only, so the wedge the network filled stays, while what it smoothed
         or invented against the data is pulled back (see ``docs/benchmarks.md``). 0: off.
-    consistency_algorithm : {"sirt", "mlem"}
-        ``"sirt"`` (clipped at zero for a non-negative model) or ``"mlem"``.
+    consistency_algorithm : {"mlem", "sirt"}, optional
+        ``"mlem"`` or ``"sirt"`` (clipped at zero for a non-negative output). Default: MLEM for
+        a non-negative output, SIRT (unclipped) for a signed one (MLEM cannot make a value
+        negative).
     center : float, optional
         Rotation centre of ``projections`` (TomoPy's; None: ``N / 2``).
 
@@ -224,10 +226,17 @@ def remove_wedge(
         )
     if consistency_iters:
         clip = wm.nonnegative if nonnegative is None else nonnegative
-        _consistency_step(
-            out, projections, theta, consistency_algorithm, consistency_iters, center, clip
-        )
+        algorithm = _consistency_algorithm(wm, nonnegative, consistency_algorithm)
+        _consistency_step(out, projections, theta, algorithm, consistency_iters, center, clip)
     return out
+
+
+def _consistency_algorithm(model, nonnegative: bool | None, algorithm: str | None) -> str:
+    """The consistency step's algorithm: as asked, else MLEM (non-negative) or SIRT (signed)."""
+    if algorithm is not None:
+        return algorithm
+    clip = model.nonnegative if nonnegative is None else nonnegative
+    return "mlem" if clip else "sirt"
 
 
 def _consistency_step(out, projections, theta, algorithm, n_iter, center, clip) -> None:
@@ -254,7 +263,7 @@ def _check_consistency(n_iter, algorithm, projections, theta, shape, kind) -> in
         raise ValueError(f"consistency_iters must be an integer >= 0, got {n_iter!r}")
     if n_iter == 0:
         return 0
-    if algorithm not in ("sirt", "mlem"):
+    if algorithm not in ("sirt", "mlem", None):
         raise ValueError(f"consistency_algorithm must be 'sirt' or 'mlem', got {algorithm!r}")
     if projections is None or theta is None:
         raise ValueError(

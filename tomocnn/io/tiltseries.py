@@ -240,10 +240,13 @@ def _read_hyperspy(file: Path):
         raise ValueError(f"{file}: expected one 3-D signal (a tilt series), found {len(stacks)}")
     sig = stacks[0]
     tomo = (sig.get("metadata") or {}).get("Tomography") or {}
-    tilts = (tomo.get("_sig_tilts") or {}).get("data") if isinstance(tomo, dict) else None
+    tomo = tomo if isinstance(tomo, dict) else {}
     looked = "ETSpy's metadata.Tomography tilts and a navigation axis in degrees"
-    if tilts is not None and np.size(tilts) == np.shape(sig["data"])[0]:
-        return sig["data"], _check_degrees(np.ravel(tilts), None, str(file)), looked
+    # ETSpy >= 0.9 keeps the tilts as a signal, older ETSpy/TomoTools as an array; both are
+    # authoritative: their navigation axis says "degrees" without being calibrated
+    for tilts in ((tomo.get("_sig_tilts") or {}).get("data"), tomo.get("tilts")):
+        if tilts is not None and np.size(tilts) > 0:
+            return sig["data"], _check_degrees(np.ravel(tilts), None, str(file)), looked
     return sig["data"], _axis_angles(sig.get("axes") or [], file), looked
 
 

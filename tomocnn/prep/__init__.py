@@ -13,6 +13,6 @@ align_file          a tilt-series file -> a Data Exchange HDF5 file (``tomocnn a
 subtract_background an ADF/HAADF series' vacuum level -> 0
 """
 
-from tomocnn.prep.align import align, align_file, subtract_background
+from tomocnn.prep.alignment import align, align_file, subtract_background
 
 __all__ = ["align", "align_file", "subtract_background"]
