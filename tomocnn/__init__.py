@@ -36,6 +36,7 @@ _LAZY = {
     "reconstruct": "tomocnn.recon",
     "consistency": "tomocnn.recon",
     "align": "tomocnn.prep",
+    "adapt": "tomocnn.train",
     "remove_wedge": "tomocnn.infer",
     "random_phantom": "tomocnn.sim",
     "tilt_series": "tomocnn.sim",

@@ -67,6 +67,31 @@ def _cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from tomocnn.io import read_tilt_series
+    from tomocnn.train import adapt
+
+    proj, theta = read_tilt_series(
+        args.input, tilt_range_deg=_range(args), tilt_step_deg=args.tilt_step
+    )
+    if args.align:
+        from tomocnn.prep import align
+
+        proj, theta, _ = align(proj, theta, axis_angle_deg=args.axis_angle, progress=True)
+    adapt(
+        proj,
+        theta,
+        model=args.model,
+        minutes=args.minutes,
+        steps=args.steps,
+        rng=args.seed,
+        output=args.output,
+        progress=True,
+    )
+    print(f"model folder: {args.output} (use it with --model {args.output})")
+    return 0
+
+
 def _range(args: argparse.Namespace):
     return tuple(args.tilt_range) if args.tilt_range else None
 
@@ -138,6 +163,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         consistency_iters=args.consistency_iters,
         consistency_algorithm=args.consistency_algorithm,
         fov=None if args.fov == "none" else "auto",
+        adapt_minutes=args.adapt,
     )
     _print_faithfulness(out)
     return 0
@@ -188,7 +214,7 @@ def _add_tilt_options(p: argparse.ArgumentParser, *, required_note: str = "") ->
     p.add_argument("--tilt-step", type=float, metavar="DEG", help="tilt step, degrees")
 
 
-def _add_model_options(p: argparse.ArgumentParser, *, consistency_default: int) -> None:
+def _add_model_options(p: argparse.ArgumentParser, *, consistency_default) -> None:
     p.add_argument("--model", default="default")
     p.add_argument(
         "--signed", action="store_true", help="values may be negative: do not clip at zero"
@@ -206,7 +232,11 @@ def _add_model_options(p: argparse.ArgumentParser, *, consistency_default: int) 
         default=consistency_default,
         metavar="N",
         help="iterations on the measured angles after the CNN, started from its output "
-        f"(default {consistency_default}; 0: off)",
+        + (
+            "(default 20, 0 with --adapt; 0: off)"
+            if consistency_default is None
+            else f"(default {consistency_default}; 0: off)"
+        ),
     )
     p.add_argument(
         "--consistency-algorithm",
@@ -336,8 +366,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tilt_options(p)
     _add_recon_options(p, default=None)
     p.add_argument("--axis-angle", type=float, metavar="DEG", help="first guess for --align")
-    _add_model_options(p, consistency_default=20)
+    p.add_argument(
+        "--adapt",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="adapt the model to this series first, self-supervised, for MINUTES of training "
+        "(10 is a good start)",
+    )
+    _add_model_options(p, consistency_default=None)
     p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser(
+        "adapt", help="fit a copy of the model to one tilt series (self-supervised, resumable)"
+    )
+    p.add_argument("input", help=series)
+    p.add_argument("-o", "--output", required=True, help="new model folder")
+    p.add_argument("--model", default="default", help="model to start from")
+    p.add_argument("--minutes", type=float, default=None, help="training time (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="training steps instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--align", action="store_true", help="align the series first")
+    p.add_argument("--axis-angle", type=float, metavar="DEG", help="first guess for --align")
+    _add_tilt_options(p)
+    p.set_defaults(func=_cmd_adapt)
 
     p = sub.add_parser("models", help="list the shipped models")
     p.set_defaults(func=_cmd_models)

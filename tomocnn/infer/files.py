@@ -197,9 +197,10 @@ def pipeline_file(
     axis_angle_deg: float | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
     tilt_step_deg: float | None = None,
-    consistency_iters: int = DEFAULT_CONSISTENCY_ITERS,
+    consistency_iters: int | None = None,
     consistency_algorithm: str | None = None,
     fov: str | None = "auto",
+    adapt_minutes: float | None = None,
 ) -> Path:
     """Reconstruct a tilt series, remove the missing wedge, write the volume (``tomocnn pipeline``).
 
@@ -234,13 +235,18 @@ def pipeline_file(
         A first guess of the tilt axis angle for ``align`` (see :func:`tomocnn.align`).
     tilt_range_deg, tilt_step_deg
         Angles for a file that has none (see :func:`tomocnn.io.read_tilt_series`).
-    consistency_iters : int
+    consistency_iters : int, optional
         Iterations of the data-consistency step after the network (see :func:`remove_wedge`);
-        default 20 (measured in ``docs/benchmarks.md``); 0 turns it off.
+        default 20, or 0 after ``adapt_minutes`` (an adapted model already agrees with the
+        series: measured in ``docs/benchmarks.md``); 0 turns it off.
     consistency_algorithm : {"mlem", "sirt"}, optional
         Its algorithm (default: MLEM, or SIRT for a signed output; see :func:`remove_wedge`).
     fov : {"auto", None}
         As for :func:`remove_wedge`.
+    adapt_minutes : float, optional
+        Adapt the model to this series first (:func:`tomocnn.adapt`, self-supervised) for this
+        many minutes of training; the output's ``tomocnn_model`` attribute and
+        ``adaptation`` (JSON) say what was used.
     progress : bool
         Show progress bars.
 
@@ -302,6 +308,25 @@ def pipeline_file(
         )
     elif nonnegative is not False:
         _warn_vacuum(projections, input)
+    if consistency_iters is None:
+        consistency_iters = 0 if adapt_minutes is not None else DEFAULT_CONSISTENCY_ITERS
+    if adapt_minutes is not None:
+        import json
+
+        from tomocnn.train import adapt
+
+        wm = adapt(
+            projections,
+            theta,
+            model=wm,
+            minutes=adapt_minutes,
+            algorithm=algorithm,
+            center=center,
+            rng=0,
+            progress=progress,
+        )
+        attrs["tomocnn_model"] = str(wm.name)
+        attrs["adaptation"] = json.dumps(wm.config.get("adaptation", {}))
     n_rows, n_cols = projections.shape[1:]
     shape = (n_rows, n_cols, n_cols)
     with io.streaming_output(
