@@ -32,13 +32,7 @@ ADAPT = importlib.import_module("tomocnn.train.adapt")
 N_ANGLES = 21
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """On a shared 2-core machine torch's thread pool makes each small SIRT ~50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -318,15 +318,11 @@ def _busy_cubes(volume: np.ndarray, rng) -> list[tuple[int, int, int]]:
 def _train_step(net, opt, pool, idx, batch_size, rng, nonnegative) -> float:
     import torch
 
-    from tomocnn.train.trainer import _batch
+    from tomocnn.train.trainer import _batch, l1_loss
 
     x, y, c = _batch(pool, rng.choice(idx, batch_size), _PATCH, rng)
     xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last_3d)
-    out = net(xt, torch.from_numpy(c))
-    yt = torch.from_numpy(y)
-    loss = torch.nn.functional.l1_loss(out, yt)
-    if nonnegative:
-        loss = torch.nn.functional.l1_loss(out.clamp_min(0), yt) + 0.1 * loss
+    loss = l1_loss(net(xt, torch.from_numpy(c)), torch.from_numpy(y), nonnegative)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

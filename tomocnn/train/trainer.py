@@ -198,10 +198,7 @@ def train(
             x, y, c = _batch(data, rng.choice(train_idx, batch_size), patch, rng)
             xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last_3d)
             out = net(xt, torch.from_numpy(c).to(dev))
-            yt = torch.from_numpy(y).to(dev)
-            loss = torch.nn.functional.l1_loss(out, yt)
-            if nonnegative:
-                loss = torch.nn.functional.l1_loss(out.clamp_min(0), yt) + 0.1 * loss
+            loss = l1_loss(out, torch.from_numpy(y).to(dev), nonnegative)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -257,6 +254,17 @@ def train(
         },
     }
     return save_model(output, net, config)
+
+
+def l1_loss(out, target, nonnegative: bool):
+    """The training loss: L1; for a non-negative model, L1 of the output clipped at zero plus a
+    tenth of the unclipped L1 (so that clipped voxels still learn)."""
+    import torch
+
+    loss = torch.nn.functional.l1_loss(out, target)
+    if nonnegative:
+        loss = torch.nn.functional.l1_loss(out.clamp_min(0), target) + 0.1 * loss
+    return loss
 
 
 def _validate(net, data, idx, dev, nonnegative=False) -> dict[str, float]:
