@@ -214,7 +214,7 @@ def _add_tilt_options(p: argparse.ArgumentParser, *, required_note: str = "") ->
     p.add_argument("--tilt-step", type=float, metavar="DEG", help="tilt step, degrees")
 
 
-def _add_model_options(p: argparse.ArgumentParser, *, consistency_default) -> None:
+def _add_model_options(p: argparse.ArgumentParser, *, consistency_default: int) -> None:
     p.add_argument("--model", default="default")
     p.add_argument(
         "--signed", action="store_true", help="values may be negative: do not clip at zero"
@@ -232,11 +232,7 @@ def _add_model_options(p: argparse.ArgumentParser, *, consistency_default) -> No
         default=consistency_default,
         metavar="N",
         help="iterations on the measured angles after the CNN, started from its output "
-        + (
-            "(default 20, 0 with --adapt; 0: off)"
-            if consistency_default is None
-            else f"(default {consistency_default}; 0: off)"
-        ),
+        f"(default {consistency_default}; 0: off)",
     )
     p.add_argument(
         "--consistency-algorithm",
@@ -374,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="adapt the model to this series first, self-supervised, for MINUTES of training "
         "(10 is a good start)",
     )
-    _add_model_options(p, consistency_default=None)
+    _add_model_options(p, consistency_default=20)
     p.set_defaults(func=_cmd_pipeline)
 
     p = sub.add_parser(

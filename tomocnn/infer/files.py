@@ -197,7 +197,7 @@ def pipeline_file(
     axis_angle_deg: float | None = None,
     tilt_range_deg: tuple[float, float] | None = None,
     tilt_step_deg: float | None = None,
-    consistency_iters: int | None = None,
+    consistency_iters: int = DEFAULT_CONSISTENCY_ITERS,
     consistency_algorithm: str | None = None,
     fov: str | None = "auto",
     adapt_minutes: float | None = None,
@@ -235,10 +235,10 @@ def pipeline_file(
         A first guess of the tilt axis angle for ``align`` (see :func:`tomocnn.align`).
     tilt_range_deg, tilt_step_deg
         Angles for a file that has none (see :func:`tomocnn.io.read_tilt_series`).
-    consistency_iters : int, optional
+    consistency_iters : int
         Iterations of the data-consistency step after the network (see :func:`remove_wedge`);
-        default 20, or 0 after ``adapt_minutes`` (an adapted model already agrees with the
-        series: measured in ``docs/benchmarks.md``); 0 turns it off.
+        default 20 (measured in ``docs/benchmarks.md``, with and without ``adapt_minutes``);
+        0 turns it off.
     consistency_algorithm : {"mlem", "sirt"}, optional
         Its algorithm (default: MLEM, or SIRT for a signed output; see :func:`remove_wedge`).
     fov : {"auto", None}
@@ -308,8 +308,6 @@ def pipeline_file(
         )
     elif nonnegative is not False:
         _warn_vacuum(projections, input)
-    if consistency_iters is None:
-        consistency_iters = 0 if adapt_minutes is not None else DEFAULT_CONSISTENCY_ITERS
     if adapt_minutes is not None:
         import json
 

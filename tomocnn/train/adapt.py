@@ -127,9 +127,11 @@ def adapt(
     """
     import torch
 
+    from tomocnn.infer import remove_wedge
     from tomocnn.infer.files import default_algorithm
     from tomocnn.infer.wedge import _check_supported, _get_model, _tilt_range
     from tomocnn.models.registry import WedgeModel
+    from tomocnn.recon import consistency
     from tomocnn.recon._checks import _check_projections, _check_theta
     from tomocnn.sim._util import _as_rng
 
@@ -168,7 +170,10 @@ def adapt(
 
     import copy
 
-    net = copy.deepcopy(base.network).float().to("cpu").train()
+    from tomocnn.models.registry import _resolve_device
+
+    dev = _resolve_device("auto")  # CUDA when torch sees it
+    net = copy.deepcopy(base.network).float().to(dev).train()
     net = net.to(memory_format=torch.channels_last_3d)
     opt = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-5)
     batch_rng = np.random.default_rng(seed + 1)
@@ -176,11 +181,12 @@ def adapt(
     if ck_path is not None and resume and ck_path.is_file():
         ck = torch.load(ck_path, map_location="cpu", weights_only=True)
         if ck.get("key") == key:
+            ck = torch.load(ck_path, map_location=dev, weights_only=True)
             net.load_state_dict(ck["net"])
             opt.load_state_dict(ck["opt"])
             step, spent = int(ck["step"]), float(ck["seconds"])
             batch_rng = np.random.default_rng([seed + 1, step])
-    before = _held_out_l1(base.network, pool, val_idx, base.nonnegative)
+    before = _held_out_l1(copy.deepcopy(base.network).to(dev), pool, val_idx, base.nonnegative)
 
     from tqdm.auto import tqdm
 
@@ -227,12 +233,22 @@ def adapt(
         "cubes": len(pool["recon"]),
         "seed": seed,
     }
+    result = WedgeModel(net.cpu() if kept else copy.deepcopy(base.network).cpu(), card)
+    # the faithfulness of each model's output on the measured angles (no consistency step)
+    for label, m in (("starting", base), ("adapted", result)):
+        vol = remove_wedge(pool["rec"], theta, model=m)
+        card["adaptation"][f"reprojection_residual_{label}"] = round(
+            consistency(vol, proj, theta, center=center)["residual"], 6
+        )
     if progress:
+        a = card["adaptation"]
         print(
             f"tomocnn adapt: held-out L1 {before:.4f} (shipped) -> {after:.4f} (adapted): "
             + ("adapted model kept" if kept else "kept the starting model")
+            + "; reprojection residual on the measured angles "
+            f"{100 * a['reprojection_residual_starting']:.2f} % -> "
+            f"{100 * a['reprojection_residual_adapted']:.2f} %"
         )
-    result = WedgeModel(net if kept else copy.deepcopy(base.network), card)
     if out_dir is not None:
         _write(out_dir, result.network, card)
         shutil.rmtree(work, ignore_errors=True)
@@ -298,6 +314,7 @@ def _make_pool(proj, theta, base, algorithm, center, rng, progress) -> dict:
         "recon": np.stack(recon).astype(np.float32),
         "truth": np.stack(truth).astype(np.float32),
         "tilt": np.tile(tilt, (len(recon), 1)),
+        "rec": rec,
     }
 
 
@@ -321,8 +338,10 @@ def _train_step(net, opt, pool, idx, batch_size, rng, nonnegative) -> float:
     from tomocnn.train.trainer import _batch, l1_loss
 
     x, y, c = _batch(pool, rng.choice(idx, batch_size), _PATCH, rng)
-    xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last_3d)
-    loss = l1_loss(net(xt, torch.from_numpy(c)), torch.from_numpy(y), nonnegative)
+    dev = next(net.parameters()).device
+    xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last_3d)
+    out = net(xt, torch.from_numpy(c).to(dev))
+    loss = l1_loss(out, torch.from_numpy(y).to(dev), nonnegative)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -337,9 +356,11 @@ def _held_out_l1(net, pool, idx, nonnegative) -> float:
     for i in idx:
         x, y = pool["recon"][i], pool["truth"][i]
         cond = torch.from_numpy(np.sin(np.radians(pool["tilt"][i : i + 1])).astype(np.float32))
+        dev = next(net.parameters()).device
         with torch.inference_mode():
-            out = net(torch.from_numpy(np.ascontiguousarray(x))[None, None].float(), cond)
-        out = out[0, 0].numpy()
+            xt = torch.from_numpy(np.ascontiguousarray(x))[None, None].float().to(dev)
+            out = net(xt, cond.to(dev))
+        out = out[0, 0].cpu().numpy()
         if nonnegative:
             out = np.maximum(out, 0)
         errs.append(float(np.mean(np.abs(out - y))))
