@@ -62,6 +62,18 @@ def case(name, series, theta, ref, minutes, *, scratch=False):
         print(f"| {label} | {psnr(v, ref):.2f} | {ssim(v, ref):.4f} | {100 * res:.2f} % |")
 
 
+def _aligned(path):
+    """A real series aligned by tomocnn, scaled to 1, and MLEM of its whole range."""
+    from tomocnn.io import read_tilt_series
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw, theta = read_tilt_series(path)
+    series, theta, _ = align(raw, theta)
+    series = np.clip(series / float(np.percentile(series, 99.9)), 0, None)
+    return series, theta, reconstruct(series, theta, algorithm="mlem")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--etspy", help="ETSpy's tests/test_data folder (the real needles)")
@@ -78,15 +90,8 @@ def main(argv=None):
         case(f"held-out simulated '{kind}', 64³, ±60°", proj, theta, truth, args.minutes)
     if not args.etspy:
         return
-    from tomocnn.io import read_tilt_series
-
     d = args.etspy.rstrip("/") + "/"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw, theta = read_tilt_series(d + "HAADF.dm3")
-    series, theta, _ = align(raw, theta)
-    series = np.clip(series / float(np.percentile(series, 99.9)), 0, None)
-    ref = reconstruct(series, theta, algorithm="mlem")
+    series, theta, ref = _aligned(d + "HAADF.dm3")
     for r in (70, 60, 45):
         keep = np.abs(np.rad2deg(theta)) <= r + 1e-6
         case(
@@ -99,12 +104,7 @@ def main(argv=None):
         )
     if args.skip_large:
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw, theta = read_tilt_series(d + "HAADF.mrc")
-    series, theta, _ = align(raw, theta)
-    series = np.clip(series / float(np.percentile(series, 99.9)), 0, None)
-    ref = reconstruct(series, theta, algorithm="mlem")
+    series, theta, ref = _aligned(d + "HAADF.mrc")
     for r in (60, 45):
         keep = np.abs(np.rad2deg(theta)) <= r + 1e-6
         case(

@@ -333,19 +333,10 @@ def _busy_cubes(volume: np.ndarray, rng) -> list[tuple[int, int, int]]:
 
 
 def _train_step(net, opt, pool, idx, batch_size, rng, nonnegative) -> float:
-    import torch
+    from tomocnn.train.trainer import _batch, optimise_step
 
-    from tomocnn.train.trainer import _batch, l1_loss
-
-    x, y, c = _batch(pool, rng.choice(idx, batch_size), _PATCH, rng)
-    dev = next(net.parameters()).device
-    xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last_3d)
-    out = net(xt, torch.from_numpy(c).to(dev))
-    loss = l1_loss(out, torch.from_numpy(y).to(dev), nonnegative)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return float(loss.item())
+    batch = _batch(pool, rng.choice(idx, batch_size), _PATCH, rng)
+    return optimise_step(net, opt, batch, nonnegative)
 
 
 def _held_out_l1(net, pool, idx, nonnegative) -> float:

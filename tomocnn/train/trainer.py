@@ -195,16 +195,11 @@ def train(
     bar = tqdm(total=n_steps, initial=step, desc="tomocnn train", disable=not progress)
     try:
         while step < n_steps:
-            x, y, c = _batch(data, rng.choice(train_idx, batch_size), patch, rng)
-            xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last_3d)
-            out = net(xt, torch.from_numpy(c).to(dev))
-            loss = l1_loss(out, torch.from_numpy(y).to(dev), nonnegative)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            batch = _batch(data, rng.choice(train_idx, batch_size), patch, rng)
+            loss = optimise_step(net, opt, batch, nonnegative)
             sched.step()
             step += 1
-            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            running = loss if running is None else 0.98 * running + 0.02 * loss
             bar.update(1)
             bar.set_postfix(l1=f"{running:.4f}")
             if step % checkpoint_every == 0 or step == n_steps:
@@ -254,6 +249,20 @@ def train(
         },
     }
     return save_model(output, net, config)
+
+
+def optimise_step(net, opt, batch, nonnegative: bool) -> float:
+    """One optimiser step on a batch ``(x, y, cond)`` of numpy arrays; returns the loss."""
+    import torch
+
+    x, y, c = batch
+    dev = next(net.parameters()).device
+    xt = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last_3d)
+    loss = l1_loss(net(xt, torch.from_numpy(c).to(dev)), torch.from_numpy(y).to(dev), nonnegative)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.item())
 
 
 def l1_loss(out, target, nonnegative: bool):
