@@ -279,18 +279,15 @@ def align_file(
 
     from tomocnn import __version__
     from tomocnn.io import read_tilt_series
-    from tomocnn.io._files import atomic_path, split_spec
+    from tomocnn.io._files import atomic_path, check_output_path, split_spec
+    from tomocnn.io.dataexchange import _require_hdf5
 
+    path = split_spec(output)[0]
+    _require_hdf5(path)
+    check_output_path(path, input_path=split_spec(input)[0])  # before any work
     proj, theta = read_tilt_series(
         input, theta=theta, tilt_range_deg=tilt_range_deg, tilt_step_deg=tilt_step_deg
     )
-    path = split_spec(output)[0]
-    from tomocnn.io.dataexchange import _require_hdf5
-
-    _require_hdf5(path)
-    from tomocnn.io._files import check_output_path
-
-    check_output_path(path, input_path=split_spec(input)[0])
     aligned, theta, report = align(
         proj, theta, axis_angle_deg=axis_angle_deg, search_axis=search_axis, progress=progress
     )
