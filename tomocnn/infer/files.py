@@ -392,9 +392,11 @@ def _report_attrs(before: dict, after: dict, iters: int, algorithm: str) -> dict
 
 def _warn_vacuum(projections: np.ndarray, input) -> None:
     """Warn when the darkest pixels of a series sit far from zero (an unaligned EM stack)."""
-    flat = np.sort(projections[projections.shape[0] // 2], axis=None)
-    level = float(np.median(flat[: max(1, flat.size // 5)]))
-    top = float(flat[-1] - flat[0])
+    from tomocnn.prep import vacuum_levels
+
+    middle = projections[projections.shape[0] // 2]
+    level = float(vacuum_levels(middle[np.newaxis])[0])
+    top = float(middle.max() - middle.min())
     if top > 0 and abs(level) > 0.05 * top:
         warnings.warn(
             f"{input}: the darkest fifth of the middle projection reads {level:.4g}, not 0 "

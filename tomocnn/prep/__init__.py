@@ -11,8 +11,9 @@ Functions
 align               projections, theta -> (aligned, theta, report); also ``tomocnn.align``
 align_file          a tilt-series file -> a Data Exchange HDF5 file (``tomocnn align``)
 subtract_background an ADF/HAADF series' vacuum level -> 0
+vacuum_levels       that level, per projection
 """
 
-from tomocnn.prep.alignment import align, align_file, subtract_background
+from tomocnn.prep.alignment import align, align_file, subtract_background, vacuum_levels
 
-__all__ = ["align", "align_file", "subtract_background"]
+__all__ = ["align", "align_file", "subtract_background", "vacuum_levels"]

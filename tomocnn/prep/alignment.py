@@ -47,7 +47,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["align", "align_file", "subtract_background"]
+__all__ = ["align", "align_file", "subtract_background", "vacuum_levels"]
 
 #: the working images are sampled at most this many pixels a side
 _WORK_SIZE = 128
@@ -95,14 +95,38 @@ def subtract_background(projections, *, fraction: float = 0.2) -> np.ndarray:
     (0.0, 50.0)
     """
     proj = _check_stack(projections)
+    return proj - vacuum_levels(proj, fraction=fraction)[:, None, None]
+
+
+def vacuum_levels(projections, *, fraction: float = 0.2) -> np.ndarray:
+    """The vacuum level of each projection: the median of its darkest ``fraction`` of pixels.
+
+    Parameters
+    ----------
+    projections : ndarray, shape (n_angles, n_rows, n_cols)
+        The tilt series.
+    fraction : float
+        Share of each projection's pixels taken as vacuum, in (0, 1).
+
+    Returns
+    -------
+    ndarray, shape (n_angles,), float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tomocnn.prep import vacuum_levels
+    >>> p = np.full((2, 8, 8), 1000.0, np.float32)
+    >>> p[:, 3:5, 3:5] += 50
+    >>> vacuum_levels(p).tolist()
+    [1000.0, 1000.0]
+    """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    out = np.empty_like(proj)
-    for i, p in enumerate(proj):
-        flat = np.sort(p, axis=None)
-        level = float(np.median(flat[: max(1, int(fraction * flat.size))]))
-        out[i] = p - np.float32(level)
-    return out
+    proj = np.asarray(projections)
+    flat = np.sort(proj.reshape(proj.shape[0], -1), axis=1)
+    dark = flat[:, : max(1, int(fraction * flat.shape[1]))]
+    return np.median(dark, axis=1).astype(np.float32)
 
 
 def align(
@@ -180,10 +204,7 @@ def align(
         raise ValueError(f"background must be 'auto' or None, got {background!r}")
     levels = None
     if background == "auto":
-        levels = raw.reshape(raw.shape[0], -1)
-        levels = np.array(
-            [float(np.median(np.sort(v)[: max(1, v.size // 5)])) for v in levels], np.float32
-        )
+        levels = vacuum_levels(raw)
         raw = raw - levels[:, None, None]
     if axis_angle_deg is not None:
         axis_angle_deg = float(axis_angle_deg)
